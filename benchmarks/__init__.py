@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` prints tables; nothing here is a test."""

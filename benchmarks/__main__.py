@@ -1,0 +1,16 @@
+"""`make bench`: every benchmark table, with the machine it ran on."""
+
+from benchmarks import bench_assign, bench_demo, bench_score
+from benchmarks.table import machine
+
+
+def main() -> None:
+    """Run all benchmarks in turn."""
+    print(f"Machine: {machine()}")
+    bench_score.main()
+    bench_assign.main()
+    bench_demo.main()
+
+
+if __name__ == "__main__":
+    main()

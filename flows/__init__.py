@@ -1,0 +1,1 @@
+"""Prefect flows wiring the tasks together, and the ``mosaic`` command line."""

@@ -1,0 +1,129 @@
+"""The build flow: photos + target -> mosaic, metrics and report.
+
+Wiring only: each step is a task from ``tasks.build``; everything between tasks is a
+file reference (path + SHA-256) in the run's work folder.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from prefect.states import State
+
+from mosaic.features import METRICS
+from mosaic.files import FileRef, remove_stale_temporaries
+from mosaic.options import BuildOptions
+from mosaic.steps import METHODS
+from tasks import build as tasks
+from tasks.caching import refs_intact
+
+
+@dataclass
+class _RunLog:
+    cached: list[str] = field(default_factory=list)
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    """Compute time of each step in this run (0 for a step taken from the cache)."""
+
+
+def _run(task: Any, log: _RunLog, label: str, **kwargs: Any) -> Any:
+    """Run a task; if a cached result points at files that are gone, recompute it."""
+    state: State = task(**kwargs, return_state=True)
+    result = state.result()
+    if state.name == "Cached" and not refs_intact(result):
+        state = task.with_options(refresh_cache=True)(**kwargs, return_state=True)
+        result = state.result()
+    if state.name == "Cached":
+        log.cached.append(label)
+        log.step_seconds[label] = 0.0
+    elif isinstance(result, dict) and "seconds" in result:
+        log.step_seconds[label] = float(result["seconds"])
+    return result
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@flow(name="build-mosaic", log_prints=True, persist_result=False)
+def build_mosaic(options: BuildOptions) -> dict[str, Any]:
+    """Build a photo mosaic; returns the run's metrics (also written to ``metrics.json``)."""
+    started = time.perf_counter()
+    workdir = str(Path(options.workdir).resolve())
+    for folder in [Path(workdir), Path(options.out).parent]:
+        remove_stale_temporaries(folder)
+    log = _RunLog()
+    target = FileRef.of(options.target).to_dict()
+
+    photos = tasks.scan_photos(options.photos)
+    library = _run(tasks.load_library, log, "library", photos=photos,
+                   workdir=workdir, feature_size=options.feature_size, crops=options.crops,
+                   max_pixels=options.max_pixels)
+    prepared = _run(tasks.prepare_target, log, "target", target=target,
+                    photos=library["photos"], workdir=workdir, request=options.layout,
+                    feature_size=options.feature_size, max_pixels=options.max_pixels)
+    scored = _run(tasks.score, log, "score", thumbs=library["thumbs"],
+                  tiles=prepared["tiles"], metric=options.metric, workdir=workdir)
+    chosen = _run(tasks.arrange, log, "solve", cost=scored["cost"],
+                  method=options.method, workdir=workdir)
+    comparison = [chosen]
+    if options.compare and options.method != "greedy":
+        comparison.append(_run(tasks.arrange, log, "greedy baseline",
+                               cost=scored["cost"], method="greedy", workdir=workdir))
+    rendered = _run(tasks.render, log, "render", assignment=chosen["assignment"],
+                    best_crop=scored["best_crop"], manifest=library["manifest"],
+                    layout=prepared["layout"], out=str(Path(options.out).resolve()),
+                    dpi=options.layout.dpi)
+    seconds = log.step_seconds
+    metrics: dict[str, Any] = {
+        "rows": prepared["rows"],
+        "cols": prepared["cols"],
+        "tiles": prepared["rows"] * prepared["cols"],
+        "photos_available": library["photos"],
+        "photos_used": prepared["rows"] * prepared["cols"],
+        "photo_files": library["files"],
+        "skipped": library["skipped"],
+        "duplicates": library["duplicates"],
+        "near_duplicates": library["near_duplicates"],
+        "method": options.method,
+        "solver": chosen["message"],
+        "status": chosen["status"],
+        "gap": chosen["gap"],
+        "metric": options.metric,
+        "feature_size": options.feature_size,
+        "crops": options.crops,
+        "mean_cost": chosen["mean_cost"],
+        "objective": chosen["objective"],
+        "output": rendered["mosaic"]["path"],
+        "output_size": [rendered["width"], rendered["height"]],
+        "timings": {
+            "load": seconds.get("library", 0.0) + seconds.get("target", 0.0),
+            "score": seconds.get("score", 0.0),
+            "solve": seconds.get("solve", 0.0),
+            "render": seconds.get("render", 0.0),
+            "total": time.perf_counter() - started,
+        },
+        "cached_steps": log.cached,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+    comparison_rows = [
+        {k: c[k] for k in ("method", "objective", "mean_cost", "seconds")} for c in comparison
+    ]
+    metrics["comparison"] = comparison_rows
+    reported = tasks.report(target=target, layout=prepared["layout"],
+                            mosaic=rendered["mosaic"], assignment=chosen["assignment"],
+                            comparison=comparison_rows, metrics=metrics,
+                            metrics_path=str(Path(options.metrics).resolve()),
+                            report_dir=str(Path(options.metrics).resolve().parent))
+    create_markdown_artifact(markdown=reported["markdown"], key="mosaic-report",
+                             description=f"Mosaic {metrics['output']}")
+    return reported["metrics"]
+
+
+__all__ = ["METHODS", "METRICS", "BuildOptions", "build_mosaic"]

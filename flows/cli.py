@@ -1,0 +1,295 @@
+"""The ``mosaic`` command.
+
+Bad input is reported in one line on stderr with exit status 2, never a traceback.
+Prefect is imported only once the arguments have been checked, so mistakes are reported
+at once, before any server starts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from flows import local_server
+from mosaic.errors import MosaicError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Turn your own photos into a print-quality photo mosaic.",
+    pretty_exceptions_enable=False,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+EXIT_BAD_INPUT = 2
+
+
+def fail(message: str) -> None:
+    """Print a one-line error and exit with status 2."""
+    typer.echo(f"mosaic: error: {message}", err=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+class _OneLine(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"mosaic: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine())
+    logger = logging.getLogger("mosaic")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = True
+
+
+def _prefect_environment(verbose: bool) -> None:
+    """Settings that must be in place before Prefect is imported.
+
+    When no Prefect API is configured but a local server answers on 127.0.0.1:4200
+    (``mosaic server start`` or ``make ui``), runs go there: about 1 s of Prefect
+    overhead per run instead of about 15 s for a temporary server.
+    """
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "mosaic")
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    if "PREFECT_API_URL" not in os.environ and local_server.is_running():
+        os.environ["PREFECT_API_URL"] = local_server.API_URL
+
+
+def _check_output(path: Path) -> None:
+    from PIL import Image
+
+    if path.is_dir():
+        fail(f"--out {path} is a folder; give a file name such as mosaic.jpg")
+    if path.suffix.lower() not in Image.registered_extensions():
+        fail(f"--out {path}: unknown image type {path.suffix!r}; use .jpg, .png or .tif")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"--out {path}: cannot create folder {parent} ({exc.strerror or exc})")
+    if not os.access(parent, os.W_OK):
+        fail(f"--out {path}: folder {parent} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        fail(f"--out {path}: file exists and is not writable")
+
+
+def _progress_reporter(quiet: bool) -> Any:
+    if quiet:
+        return None
+    from flows.progress_bar import RichReporter
+
+    return RichReporter()
+
+
+def run_build(options: Any, quiet: bool, verbose: bool) -> dict[str, Any]:
+    """Run the build flow with progress bars and turn input errors into exit status 2."""
+    from mosaic import progress
+
+    if not quiet and "PREFECT_API_URL" not in os.environ:
+        typer.echo("mosaic: starting a temporary Prefect server (about 15 s); "
+                   "`mosaic server start` keeps one running for faster runs", err=True)
+    reporter = _progress_reporter(quiet)
+    progress.set_reporter(reporter)
+    try:
+        from flows.build_mosaic import build_mosaic
+
+        return build_mosaic(options)
+    except MosaicError as exc:
+        fail(str(exc))
+    except Exception as exc:  # a bug, not bad input: say so in one line, keep the trace
+        if verbose:
+            raise
+        typer.echo(f"mosaic: internal error: {type(exc).__name__}: {exc} "
+                   "(run again with --verbose for the traceback)", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        progress.set_reporter(None)
+        if reporter is not None:
+            reporter.close()
+    raise AssertionError("unreachable")
+
+
+@app.command()
+def build(
+    photos: Annotated[Path, typer.Option(help="Folder of photos (searched recursively).")],
+    target: Annotated[Path, typer.Option(help="The picture the mosaic reproduces.")],
+    out: Annotated[Path, typer.Option(help="Output image (.jpg, .png, .tif).")],
+    grid: Annotated[Optional[str], typer.Option(help="ROWSxCOLS, e.g. 40x30.")] = None,
+    tiles: Annotated[Optional[int], typer.Option(help="Number of tiles wanted.")] = None,
+    size: Annotated[Optional[str], typer.Option(
+        help="Poster size: A4..A0, 30x40cm, 50x70cm, 60x90cm, 24x36in... or WxH in cm, in,"
+             " mm or px. Presets follow the target's orientation.")] = None,
+    dpi: Annotated[Optional[float], typer.Option(help="Print resolution for --size.")] = None,
+    tile_px: Annotated[Optional[int], typer.Option(
+        help="Tile side in output pixels (default 100, or what --size and --dpi give).")
+    ] = None,
+    method: Annotated[str, typer.Option(
+        help="optimal (exact assignment), greedy (best match first), lp (HiGHS LP), "
+             "lp-pulp (the blog's PuLP model).")] = "optimal",
+    metric: Annotated[str, typer.Option(help="Colour space of the scores: lab or rgb.")
+                      ] = "lab",
+    crops: Annotated[int, typer.Option(
+        help="Crop candidates per photo (1 = centre square; up to 7 tries the ends of the "
+             "long side and zoomed corners, keeping the best).")] = 1,
+    feature_size: Annotated[int, typer.Option(help="Scoring resolution (s x s).")] = 16,
+    workdir: Annotated[Optional[Path], typer.Option(
+        help="Run folder for intermediate files (default ./mosaic-runs/<target name>).")
+    ] = None,
+    metrics: Annotated[Optional[Path], typer.Option(
+        help="Where to write metrics.json (default: in the workdir).")] = None,
+    max_pixels: Annotated[int, typer.Option(
+        help="Refuse images with more pixels (decompression-bomb guard).")] = 100_000_000,
+    compare: Annotated[bool, typer.Option(
+        help="Also solve greedily and compare in the report.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")
+                       ] = False,
+) -> None:
+    """Build a mosaic of TARGET from the photos in PHOTOS."""
+    options = make_options(photos, target, out, grid, tiles, size, dpi, tile_px, method,
+                           metric, crops, feature_size, workdir, metrics, max_pixels, compare)
+    _setup_logging(verbose)
+    started = time.perf_counter()
+    result = run_build(options, quiet, verbose)
+    summarise(result, Path(options.metrics), time.perf_counter() - started, quiet)
+
+
+def make_options(photos: Path, target: Path, out: Path, grid: str | None, tiles: int | None,
+                 size: str | None, dpi: float | None, tile_px: int | None, method: str,
+                 metric: str, crops: int, feature_size: int, workdir: Path | None,
+                 metrics: Path | None, max_pixels: int, compare: bool) -> Any:
+    """Check every argument that can be checked before the run; build ``BuildOptions``."""
+    from mosaic.features import METRICS
+    from mosaic.images import open_rgb
+    from mosaic.sources.folder import list_photo_files
+    from mosaic.steps import METHODS, LayoutRequest
+
+    try:
+        if method not in METHODS:
+            raise MosaicError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
+        if metric not in METRICS:
+            raise MosaicError(f"--metric {metric!r}: choose one of {', '.join(METRICS)}")
+        if not 1 <= crops <= 7:
+            raise MosaicError(f"--crops {crops}: choose between 1 and 7")
+        if not 2 <= feature_size <= 64:
+            raise MosaicError(f"--feature-size {feature_size}: choose between 2 and 64")
+        if max_pixels < 1:
+            raise MosaicError("--max-pixels must be positive")
+        request = LayoutRequest(grid, tiles, size, dpi, tile_px)
+        request.check()
+        list_photo_files(photos)
+        if not target.is_file():
+            raise MosaicError(f"target {target} does not exist or is not a file")
+        open_rgb(target, max_pixels=max_pixels, draft_size=64)
+    except MosaicError as exc:
+        fail(str(exc))
+    _check_output(out)
+    run_dir = workdir if workdir is not None else Path("mosaic-runs") / target.stem
+    metrics_path = metrics if metrics is not None else run_dir / "metrics.json"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot create {run_dir} ({exc.strerror or exc})")
+    from mosaic.options import BuildOptions
+
+    # Task results (small JSON files) and cache records live in the run folder.
+    os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH",
+                          str(run_dir.resolve() / ".prefect-results"))
+    return BuildOptions(
+        photos=str(photos), target=str(target), out=str(out), workdir=str(run_dir),
+        metrics=str(metrics_path), layout=request, method=method, metric=metric,
+        feature_size=feature_size, crops=crops, compare=compare, max_pixels=max_pixels)
+
+
+def summarise(metrics: dict[str, Any], metrics_path: Path, seconds: float, quiet: bool
+              ) -> None:
+    """Tell the user where everything is."""
+    if quiet:
+        typer.echo(metrics["output"])
+        return
+    quality = metrics.get("quality", {})
+    lines = [
+        f"mosaic: {metrics['output']} ({metrics['output_size'][0]}x{metrics['output_size'][1]}"
+        f" px, {metrics['rows']}x{metrics['cols']} tiles, {metrics['photos_used']} of "
+        f"{metrics['photos_available']} photos)",
+        f"method {metrics['method']}: mean cost {metrics['mean_cost']:.4f}, tile error "
+        f"{quality.get('tile_mse_rgb', float('nan')):.4f}, SSIM "
+        f"{quality.get('ssim', float('nan')):.3f}",
+        f"metrics: {metrics_path}",
+        f"report:  {metrics_path.parent / 'report.md'}",
+        f"time:    {seconds:.1f} s",
+    ]
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option(help="Where the demo run goes.")] = Path(
+        "mosaic-runs/demo"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Build a mosaic from the bundled sample photos."""
+    manifest = json.loads((SAMPLES / "demo.json").read_text(encoding="utf-8"))
+    options = make_options(
+        SAMPLES / "photos", SAMPLES / manifest["target"], out_dir / "mosaic.jpg", None, None,
+        None, None, manifest.get("tile_px"), "optimal", "lab", manifest.get("crops", 1), 16,
+        out_dir, out_dir / "metrics.json", 100_000_000, True)
+    _setup_logging(False)
+    started = time.perf_counter()
+    result = run_build(options, quiet, False)
+    summarise(result, out_dir / "metrics.json", time.perf_counter() - started, quiet)
+
+
+server_app = typer.Typer(help="A long-lived local Prefect server (127.0.0.1:4200).",
+                         no_args_is_help=True)
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("start")
+def server_start() -> None:
+    """Start a Prefect server in the background, unless one is running."""
+    try:
+        pid = local_server.start()
+    except RuntimeError as exc:
+        fail(str(exc))
+    typer.echo(f"Prefect server running at {local_server.UI_URL} (pid {pid}); "
+               f"log: {local_server.LOG_FILE}")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the server that `mosaic server start` started."""
+    typer.echo("stopped" if local_server.stop() else "no server started by mosaic is running")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Say whether a local Prefect server answers."""
+    running = local_server.is_running()
+    typer.echo(f"running at {local_server.UI_URL}" if running else "not running")
+    raise typer.Exit(0 if running else 1)
+
+
+def main() -> None:
+    """Entry point of the ``mosaic`` script."""
+    _prefect_environment("--verbose" in sys.argv or "-v" in sys.argv)
+    app()
+
+
+if __name__ == "__main__":
+    main()

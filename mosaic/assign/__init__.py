@@ -1,0 +1,8 @@
+"""Placing photos on tiles: one photo per tile, each photo at most once.
+
+Every method returns an :class:`~mosaic.assign.result.Assignment`.
+"""
+
+from mosaic.assign.result import Assignment, check_problem, evaluate
+
+__all__ = ["Assignment", "check_problem", "evaluate"]

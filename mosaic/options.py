@@ -1,0 +1,26 @@
+"""The options of a build, as one plain dataclass (shared by the CLI and the flow)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mosaic.images import DEFAULT_MAX_PIXELS
+from mosaic.steps import LayoutRequest
+
+
+@dataclass
+class BuildOptions:
+    """Everything a build needs; the CLI checks the values before a run starts."""
+
+    photos: str
+    target: str
+    out: str
+    workdir: str
+    metrics: str
+    layout: LayoutRequest = field(default_factory=LayoutRequest)
+    method: str = "optimal"
+    metric: str = "lab"
+    feature_size: int = 16
+    crops: int = 1
+    compare: bool = True
+    max_pixels: int = DEFAULT_MAX_PIXELS

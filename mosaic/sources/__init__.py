@@ -1,0 +1,1 @@
+"""Where photos come from: a folder, Instagram, or an Instagram data export."""

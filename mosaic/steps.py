@@ -1,0 +1,238 @@
+"""The build's steps as pure functions from files to files.
+
+Each step reads its inputs from files, writes its outputs under the run's work folder
+(atomically, under names derived from the step's key so runs with other parameters do
+not overwrite them) and returns a small JSON-ready dict: output references (path and
+SHA-256) and what it measured. ``tasks/`` wraps each one in a Prefect task whose cache
+key is the hash of these inputs; nothing here knows about Prefect.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mosaic.assign.exact import assign_optimal
+from mosaic.assign.greedy import assign_greedy
+from mosaic.assign.lp import assign_lp_highs, assign_lp_pulp
+from mosaic.assign.result import Assignment
+from mosaic.cost import cost_matrix
+from mosaic.errors import MosaicError
+from mosaic.features import Metric, tile_thumbnails, to_features
+from mosaic.files import FileRef, hash_jsonable, save_npy_atomic, write_json_atomic
+from mosaic.images import DEFAULT_MAX_PIXELS, open_rgb
+from mosaic.layout import Layout, parse_grid, parse_size, plan_layout
+from mosaic.library import build_library, hash_photos, load_records, save_library
+from mosaic.progress import stage
+from mosaic.render import render_mosaic
+from mosaic.report import (
+    heat_map,
+    mosaic_quality,
+    report_markdown,
+    save_image_atomic,
+    side_by_side,
+    write_report,
+)
+from mosaic.sources.folder import list_photo_files
+
+METHODS = ("optimal", "greedy", "lp", "lp-pulp")
+
+
+def _key(*parts: Any) -> str:
+    return hash_jsonable(parts)[:16]
+
+
+def _ref(path: Path) -> dict[str, str]:
+    return FileRef.of(path).to_dict()
+
+
+def _load(ref: dict[str, str]) -> np.ndarray:
+    return np.load(ref["path"], allow_pickle=False)
+
+
+@dataclass(frozen=True)
+class LayoutRequest:
+    """How the user asked the grid and output size to be chosen (all optional)."""
+
+    grid: str | None = None
+    tiles: int | None = None
+    size: str | None = None
+    dpi: float | None = None
+    tile_px: int | None = None
+
+    def check(self) -> None:
+        """Parse everything once so nonsense fails before any work starts."""
+        if self.grid is not None and self.tiles is not None:
+            raise MosaicError("give --grid or --tiles, not both")
+        if self.grid is not None:
+            parse_grid(self.grid)
+        if self.tiles is not None and self.tiles < 1:
+            raise MosaicError(f"--tiles {self.tiles}: must be at least 1")
+        if self.size is not None:
+            parse_size(self.size)
+        if self.dpi is not None and not 1 <= self.dpi <= 2400:
+            raise MosaicError(f"--dpi {self.dpi}: use a value between 1 and 2400")
+        if self.dpi is not None and self.size is None:
+            raise MosaicError("--dpi needs --size (a physical poster size)")
+        if self.tile_px is not None and not 1 <= self.tile_px <= 4096:
+            raise MosaicError(f"--tile-px {self.tile_px}: use a value between 1 and 4096")
+
+
+def scan_photos(photos_dir: str) -> list[tuple[str, str | None]]:
+    """List the image files of a folder with their SHA-256 (None: unreadable)."""
+    files = list_photo_files(photos_dir)
+    return hash_photos(files)
+
+
+def load_library(photos: list[tuple[str, str | None]], workdir: str, feature_size: int,
+                 crops: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
+    """Decode the distinct photos into thumbnails (resumable) and save the library."""
+    started = time.perf_counter()
+    base = Path(workdir)
+    library = build_library(photos, feature_size, crops, cache_dir=base / "cache",
+                            max_pixels=max_pixels)
+    folder = base / "library" / _key(photos, feature_size, crops, max_pixels)
+    manifest, thumbs = save_library(library, folder)
+    return {
+        "manifest": _ref(manifest),
+        "thumbs": _ref(thumbs),
+        "photos": len(library),
+        "files": len(photos),
+        "skipped": len(library.skipped),
+        "duplicates": len(library.duplicates),
+        "near_duplicates": len(library.near_duplicates),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def prepare_target(target: dict[str, str], photos: int, workdir: str,
+                   request: LayoutRequest, feature_size: int,
+                   max_pixels: int = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
+    """Plan the grid, crop the target and cut its tile thumbnails."""
+    started = time.perf_counter()
+    image = open_rgb(target["path"], max_pixels=max_pixels)
+    poster, preset = parse_size(request.size) if request.size else (None, False)
+    layout = plan_layout(
+        image.size, photos,
+        grid=parse_grid(request.grid) if request.grid else None,
+        tiles=request.tiles, poster=poster, poster_is_preset=preset, dpi=request.dpi,
+        tile_px=request.tile_px,
+    )
+    with stage("cut target tiles", 1) as advance:
+        tiles = tile_thumbnails(image, layout.crop, layout.rows, layout.cols, feature_size)
+        advance(1)
+    folder = Path(workdir) / "target" / _key(target["sha256"], photos, request.__dict__,
+                                             feature_size)
+    save_npy_atomic(folder / "tiles.npy", tiles)
+    write_json_atomic(folder / "layout.json", layout.to_dict())
+    return {
+        "layout": _ref(folder / "layout.json"),
+        "tiles": _ref(folder / "tiles.npy"),
+        "rows": layout.rows,
+        "cols": layout.cols,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def score(thumbs: dict[str, str], tiles: dict[str, str], metric: Metric, workdir: str
+          ) -> dict[str, Any]:
+    """The tiles x photos cost matrix (and winning crop per pair) as files."""
+    tile_features = to_features(_load(tiles), metric)
+    photo_thumbs = _load(thumbs)
+    started = time.perf_counter()
+    photo_features = to_features(photo_thumbs, metric)
+    with stage("score", photo_features.shape[0]) as advance:
+        cost, best_crop = cost_matrix(tile_features, photo_features, progress=advance)
+    seconds = time.perf_counter() - started
+    folder = Path(workdir) / "score" / _key(thumbs["sha256"], tiles["sha256"], metric)
+    save_npy_atomic(folder / "cost.npy", cost)
+    result: dict[str, Any] = {"cost": _ref(folder / "cost.npy"), "best_crop": None,
+                              "seconds": seconds}
+    if best_crop is not None:
+        save_npy_atomic(folder / "best_crop.npy", best_crop)
+        result["best_crop"] = _ref(folder / "best_crop.npy")
+    return result
+
+
+def solve(cost: np.ndarray, method: str, weights: np.ndarray | None = None) -> Assignment:
+    """Run one assignment method on an in-memory cost matrix."""
+    if method == "optimal":
+        return assign_optimal(cost, weights)
+    if method == "greedy":
+        return assign_greedy(cost, weights)
+    if method == "lp":
+        return assign_lp_highs(cost, weights)
+    if method == "lp-pulp":
+        return assign_lp_pulp(cost, weights)
+    raise MosaicError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
+
+
+def arrange(cost: dict[str, str], method: str, workdir: str) -> dict[str, Any]:
+    """Solve the assignment with ``method`` and save it as ``assignment.json``."""
+    matrix = _load(cost)
+    with stage(f"solve ({method})", 1) as advance:
+        result = solve(matrix, method)
+        advance(1)
+    folder = Path(workdir) / "assign" / _key(cost["sha256"], method)
+    write_json_atomic(folder / "assignment.json", result.to_dict())
+    return {
+        "assignment": _ref(folder / "assignment.json"),
+        "method": method,
+        "objective": result.objective,
+        "mean_cost": result.mean_cost,
+        "seconds": result.seconds,
+        "status": result.status,
+        "gap": result.gap,
+        "message": result.message,
+    }
+
+
+def load_assignment(ref: dict[str, str]) -> Assignment:
+    """Read an ``assignment.json`` written by :func:`arrange`."""
+    return Assignment.from_dict(json.loads(Path(ref["path"]).read_text(encoding="utf-8")))
+
+
+def render(assignment: dict[str, str], best_crop: dict[str, str] | None,
+           manifest: dict[str, str], layout: dict[str, str], out: str,
+           dpi: float | None) -> dict[str, Any]:
+    """Draw the mosaic at print resolution into ``out``."""
+    started = time.perf_counter()
+    plan = Layout.from_dict(json.loads(Path(layout["path"]).read_text(encoding="utf-8")))
+    records = load_records(manifest["path"])
+    photo_of_tile = load_assignment(assignment).photo_of_tile
+    crops = _load(best_crop) if best_crop is not None else None
+    sources = []
+    for tile, photo in enumerate(photo_of_tile.tolist()):
+        record = records[photo]
+        choice = int(crops[tile, photo]) if crops is not None else 0
+        sources.append((record.path, record.boxes[choice]))
+    path = render_mosaic(plan, sources, out, dpi=dpi)
+    return {"mosaic": _ref(path), "width": plan.output_size[0], "height": plan.output_size[1],
+            "seconds": time.perf_counter() - started}
+
+
+def report(target: dict[str, str], layout: dict[str, str], mosaic: dict[str, str],
+           assignment: dict[str, str], comparison: list[dict[str, Any]],
+           metrics: dict[str, Any], metrics_path: str, report_dir: str) -> dict[str, Any]:
+    """Measure the mosaic against the target; write ``metrics.json`` and the report."""
+    plan = Layout.from_dict(json.loads(Path(layout["path"]).read_text(encoding="utf-8")))
+    target_crop = open_rgb(target["path"]).crop(plan.crop)
+    mosaic_image = open_rgb(mosaic["path"], max_pixels=10 ** 10)
+    metrics = dict(metrics)
+    metrics["quality"] = mosaic_quality(mosaic_image, target_crop, plan.rows, plan.cols)
+    folder = Path(report_dir)
+    tile_cost = load_assignment(assignment).tile_cost
+    save_image_atomic(side_by_side(target_crop, mosaic_image), folder / "comparison.jpg")
+    save_image_atomic(heat_map(tile_cost, plan.rows, plan.cols), folder / "tile-costs.png")
+    text = report_markdown(metrics, comparison, tile_cost, {
+        "Target and mosaic": "comparison.jpg",
+        "Cost per tile (dark = good match, yellow = poor)": "tile-costs.png",
+    })
+    write_report(folder / "report.md", text)
+    write_json_atomic(metrics_path, metrics)
+    return {"metrics": metrics, "report": str(folder / "report.md"), "markdown": text}

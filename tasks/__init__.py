@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers around ``mosaic.steps`` adding caching, retries and logs."""

@@ -1,0 +1,80 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from mosaic.assign.exact import assign_optimal
+from mosaic.assign.greedy import assign_greedy
+from mosaic.assign.lp import assign_lp_highs, assign_lp_pulp
+from mosaic.errors import MosaicError
+
+
+def _brute_force(cost, weights=None):
+    tiles, photos = cost.shape
+    w = np.ones(tiles) if weights is None else weights
+    return min(sum(w[t] * cost[t, p] for t, p in enumerate(perm))
+               for perm in itertools.permutations(range(photos), tiles))
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("shape", [(3, 3), (3, 5), (4, 6), (5, 5)])
+@pytest.mark.parametrize("solver", [assign_optimal, assign_lp_highs, assign_lp_pulp])
+def test_exact_methods_match_brute_force(seed, shape, solver):
+    rng = np.random.default_rng(seed)
+    cost = rng.random(shape).astype(np.float32)
+    if seed % 2:
+        cost = np.round(cost * 4) / 4  # many ties
+    weights = rng.uniform(1, 10, shape[0]) if seed % 3 == 0 else None
+    result = solver(cost, weights)
+    assert result.objective == pytest.approx(_brute_force(cost.astype(np.float64), weights),
+                                             abs=1e-6)
+    assert len(set(result.photo_of_tile.tolist())) == shape[0]
+    assert result.status == "optimal"
+
+
+def test_pulp_with_cbc_agrees():
+    cost = np.random.default_rng(3).random((6, 8))
+    assert assign_lp_pulp(cost, solver="cbc").objective == pytest.approx(
+        assign_optimal(cost).objective)
+
+
+def test_greedy_is_best_match_first():
+    cost = np.array([[0.1, 0.2], [0.15, 0.9]])
+    result = assign_greedy(cost)
+    # Best pair (0, 0) first, then tile 1 gets what is left: total 1.0, while 0.35 is optimal.
+    assert result.photo_of_tile.tolist() == [0, 1]
+    assert result.objective == pytest.approx(1.0)
+    assert assign_optimal(cost).objective == pytest.approx(0.35)
+    assert result.status == "feasible"
+
+
+def test_greedy_never_uses_a_photo_twice_and_is_never_better_than_optimal():
+    rng = np.random.default_rng(4)
+    cost = np.round(rng.random((60, 80)), 1).astype(np.float32)
+    weights = rng.uniform(1, 5, 60)
+    greedy = assign_greedy(cost, weights)
+    optimal = assign_optimal(cost, weights)
+    assert np.unique(greedy.photo_of_tile).size == 60
+    assert greedy.objective >= optimal.objective - 1e-6
+    # Weighted greedy ranks pairs by weight * cost.
+    heavy = np.array([[0.5, 0.4], [0.45, 0.9]])
+    assert assign_greedy(heavy, np.array([1.0, 10.0])).photo_of_tile.tolist() == [1, 0]
+
+
+def test_too_few_photos_is_a_clear_error():
+    with pytest.raises(MosaicError, match="3 tiles need 3 distinct photos; only 2 given"):
+        assign_optimal(np.zeros((3, 2)))
+
+
+def test_lp_refuses_huge_problems():
+    with pytest.raises(MosaicError, match="use --method optimal"):
+        assign_lp_highs(np.zeros((2001, 2001), np.float32))
+
+
+def test_result_round_trips_through_json():
+    from mosaic.assign.result import Assignment
+
+    result = assign_optimal(np.random.default_rng(5).random((4, 6)))
+    again = Assignment.from_dict(result.to_dict())
+    np.testing.assert_array_equal(again.photo_of_tile, result.photo_of_tile)
+    assert again.objective == result.objective and again.method == "optimal"

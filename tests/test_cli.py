@@ -1,0 +1,142 @@
+"""The `mosaic` command: every bad input is one line on stderr and exit status 2."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from flows.cli import app
+from tests.conftest import ROOT, SAMPLE_PHOTOS
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def _build(runner: CliRunner, *args: str):
+    return runner.invoke(app, ["build", *args, "--quiet"])
+
+
+def _subprocess_build(*args: str) -> subprocess.CompletedProcess:
+    """Run `mosaic build` as a real process against the test session's Prefect API."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    return subprocess.run([sys.executable, "-m", "flows.cli", "build", *args, "--quiet"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _assert_one_line_error(result, *fragments: str) -> None:
+    code = getattr(result, "exit_code", getattr(result, "returncode", None))
+    assert code == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("mosaic: error: ")
+    assert "Traceback" not in result.stdout + result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def _args(photos: Path, target: Path, out: Path, *extra: str) -> list[str]:
+    return ["--photos", str(photos), "--target", str(target), "--out", str(out), *extra]
+
+
+def test_missing_photo_folder(runner, portrait, tmp_path):
+    result = _build(runner, *_args(tmp_path / "nope", portrait, tmp_path / "o.jpg"))
+    _assert_one_line_error(result, "does not exist")
+
+
+def test_empty_photo_folder(runner, portrait, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = _build(runner, *_args(tmp_path / "empty", portrait, tmp_path / "o.jpg"))
+    _assert_one_line_error(result, "holds no image files")
+
+
+def test_target_missing_or_unreadable(runner, photo_dir, tmp_path):
+    result = _build(runner, *_args(photo_dir, tmp_path / "none.jpg", tmp_path / "o.jpg"))
+    _assert_one_line_error(result, "none.jpg", "does not exist")
+    (tmp_path / "bad.jpg").write_text("not an image")
+    result = _build(runner, *_args(photo_dir, tmp_path / "bad.jpg", tmp_path / "o.jpg"))
+    _assert_one_line_error(result, "bad.jpg", "cannot read image")
+
+
+def test_decompression_bomb_target(runner, photo_dir, tmp_path):
+    Image.new("L", (4000, 4000)).save(tmp_path / "huge.png")
+    result = _build(runner, *_args(photo_dir, tmp_path / "huge.png", tmp_path / "o.jpg",
+                                   "--max-pixels", "1000000"))
+    _assert_one_line_error(result, "decompression-bomb")
+
+
+@pytest.mark.parametrize("option,value,fragment", [
+    ("--size", "huge", "--size 'huge' is not understood"),
+    ("--size", "0x10cm", "greater than zero"),
+    ("--grid", "10by10", "--grid '10by10' is not understood"),
+    ("--grid", "0x5", "--grid '0x5'"),
+    ("--tiles", "0", "--tiles 0"),
+    ("--method", "magic", "--method 'magic'"),
+    ("--metric", "hsv", "--metric 'hsv'"),
+    ("--dpi", "300", "--dpi needs --size"),
+    ("--crops", "9", "--crops 9"),
+])
+def test_nonsense_options(runner, photo_dir, portrait, tmp_path, option, value, fragment):
+    result = _build(runner, *_args(photo_dir, portrait, tmp_path / "o.jpg", option, value))
+    _assert_one_line_error(result, fragment)
+
+
+def test_unwritable_output(runner, photo_dir, portrait, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = _build(runner, *_args(photo_dir, portrait, blocker / "o.jpg"))
+    _assert_one_line_error(result, "cannot create folder")
+    result = _build(runner, *_args(photo_dir, portrait, tmp_path / "o.xyz"))
+    _assert_one_line_error(result, "unknown image type")
+    result = _build(runner, *_args(photo_dir, portrait, tmp_path))
+    _assert_one_line_error(result, "is a folder")
+
+
+def test_no_readable_photos(prefect_api, portrait, tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_text("junk")
+    (tmp_path / "photos" / "b.png").write_bytes(b"\x89PNG junk")
+    result = _subprocess_build(*_args(tmp_path / "photos", portrait, tmp_path / "o.jpg",
+                                   "--workdir", str(tmp_path / "w")))
+    # Each unreadable photo gets its own warning line; then the one-line error.
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert [line.split(":")[1].strip() for line in lines] == ["warning", "warning", "error"]
+    assert "none of the 2 image files could be read" in lines[-1]
+    assert "Traceback" not in result.stderr
+
+
+def test_grid_larger_than_photos(prefect_api, portrait, tmp_path):
+    (tmp_path / "photos").mkdir()
+    for path in SAMPLE_PHOTOS[:10]:
+        shutil.copy(path, tmp_path / "photos")
+    result = _subprocess_build(*_args(tmp_path / "photos", portrait, tmp_path / "o.jpg",
+                                      "--grid", "4x4", "--workdir", str(tmp_path / "w")))
+    _assert_one_line_error(result, "--grid 4x4 needs 16 distinct photos but only 10")
+
+
+def test_build_writes_mosaic_metrics_and_skips_bad_photos(prefect_api, photo_dir, portrait,
+                                                          tmp_path):
+    (photo_dir / "broken.jpg").write_text("junk")
+    out = tmp_path / "poster.jpg"
+    result = _subprocess_build(*_args(photo_dir, portrait, out, "--tiles", "60", "--tile-px",
+                                   "20", "--workdir", str(tmp_path / "w"), "--metrics",
+                                   str(tmp_path / "m.json"), "--method", "greedy"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(out.resolve())
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "broken.jpg" in warnings[0]
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["tiles"] <= 60 and metrics["method"] == "greedy"
+    assert metrics["skipped"] == 1
+    with Image.open(out) as image:
+        assert image.size == (metrics["cols"] * 20, metrics["rows"] * 20)

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+from skimage.metrics import mean_squared_error
+
+from mosaic.cost import cost_matrix, mse_matrix
+from mosaic.features import scaled_lab, to_features
+
+
+@pytest.mark.parametrize("metric", ["rgb", "lab"])
+def test_cost_equals_skimage_mse_pair_by_pair(metric):
+    rng = np.random.default_rng(1)
+    tiles = rng.integers(0, 256, (13, 16, 16, 3), dtype=np.uint8)
+    photos = rng.integers(0, 256, (17, 16, 16, 3), dtype=np.uint8)
+    photos[3] = tiles[5]  # an identical pair: cost exactly 0
+    # Near-uniform images stress float32 cancellation.
+    tiles[0] = 128
+    photos[0] = 129
+    cost, crops = cost_matrix(to_features(tiles, metric), to_features(photos, metric))
+    assert crops is None and cost.shape == (13, 17) and cost.dtype == np.float32
+    if metric == "rgb":
+        images_t, images_p = tiles / 255.0, photos / 255.0
+    else:
+        images_t, images_p = scaled_lab(tiles).astype(np.float64), scaled_lab(photos).astype(
+            np.float64)
+    for t in range(13):
+        for p in range(17):
+            assert abs(cost[t, p] - mean_squared_error(images_t[t], images_p[p])) < 1e-6
+    assert cost[5, 3] == pytest.approx(0.0, abs=1e-7)
+    assert (cost >= 0).all() and (cost <= 1).all()
+
+
+def test_opposite_images_cost_one():
+    black = np.zeros((1, 4, 4, 3), np.uint8)
+    white = np.full((1, 4, 4, 3), 255, np.uint8)
+    cost, _ = cost_matrix(to_features(black, "rgb"), to_features(white, "rgb"))
+    assert cost[0, 0] == pytest.approx(1.0)
+
+
+def test_blocks_equal_dense_and_crops_take_the_minimum():
+    rng = np.random.default_rng(2)
+    tiles = rng.random((20, 48), dtype=np.float32)
+    photos = rng.random((30, 3, 48), dtype=np.float32)
+    cost, best = cost_matrix(tiles, photos, block=7)
+    per_crop = np.stack([mse_matrix(tiles, photos[:, k]) for k in range(3)], axis=2)
+    np.testing.assert_allclose(cost, per_crop.min(axis=2), atol=1e-6)
+    np.testing.assert_array_equal(best, per_crop.argmin(axis=2))
+    single, _ = cost_matrix(tiles, photos[:, 0], block=4096)
+    np.testing.assert_allclose(single, per_crop[:, :, 0], atol=1e-6)
+
+
+def test_progress_is_reported_per_block():
+    seen = []
+    cost_matrix(np.zeros((2, 3), np.float32), np.zeros((10, 3), np.float32), block=4,
+                progress=seen.append)
+    assert seen == [4, 4, 2]
+
+
+def test_bad_shapes_are_refused():
+    with pytest.raises(ValueError, match="feature lengths differ"):
+        mse_matrix(np.zeros((2, 3), np.float32), np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match="uint8"):
+        to_features(np.zeros((2, 4, 4, 3), np.float32), "rgb")
+
+
+def test_lab_features_are_in_unit_range():
+    every = np.stack(np.meshgrid(*[np.arange(0, 256, 15)] * 3), -1).reshape(-1, 1, 1, 3)
+    features = to_features(every.astype(np.uint8), "lab")
+    assert features.min() >= 0 and features.max() <= 1

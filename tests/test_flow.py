@@ -1,0 +1,86 @@
+"""The build flow end to end on real photos, with a real Prefect API."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mosaic import steps
+from mosaic.options import BuildOptions
+from mosaic.steps import LayoutRequest
+
+REQUIRED_METRICS = {"rows", "cols", "tiles", "photos_available", "photos_used", "method",
+                    "metric", "mean_cost", "objective", "timings", "peak_rss_mb", "output"}
+
+
+def _options(photo_dir: Path, portrait: Path, tmp_path: Path, **kwargs) -> BuildOptions:
+    return BuildOptions(photos=str(photo_dir), target=str(portrait),
+                        out=str(tmp_path / "out" / "mosaic.jpg"),
+                        workdir=str(tmp_path / "work"), metrics=str(tmp_path / "metrics.json"),
+                        layout=LayoutRequest(tile_px=24), **kwargs)
+
+
+def test_build_then_cached_rerun(prefect_api, photo_dir, portrait, tmp_path):
+    from flows.build_mosaic import build_mosaic
+
+    options = _options(photo_dir, portrait, tmp_path, crops=3)
+    first = build_mosaic(options)
+    assert REQUIRED_METRICS <= set(first)
+    assert first["photo_files"] == 120
+    assert first["photos_available"] == 120 - first["duplicates"] >= first["tiles"]
+    assert set(first["timings"]) >= {"load", "score", "solve", "render", "total"}
+    assert first["cached_steps"] == []
+    assert 0 < first["mean_cost"] < 1
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["objective"] == pytest.approx(first["objective"])
+    assert Path(first["output"]).is_file()
+    assert (tmp_path / "report.md").is_file()
+    greedy = next(c for c in first["comparison"] if c["method"] == "greedy")
+    assert greedy["objective"] >= first["objective"] - 1e-9
+
+    second = build_mosaic(options)
+    assert second["cached_steps"] == ["library", "target", "score", "solve", "greedy baseline",
+                                      "render"]
+    assert second["objective"] == pytest.approx(first["objective"])
+    assert second["timings"]["score"] == 0.0
+
+
+def test_deleted_intermediate_is_recomputed(prefect_api, photo_dir, portrait, tmp_path):
+    from flows.build_mosaic import build_mosaic
+
+    options = _options(photo_dir, portrait, tmp_path, compare=False)
+    build_mosaic(options)
+    for cost in (tmp_path / "work" / "score").rglob("cost.npy"):
+        cost.unlink()
+    again = build_mosaic(options)
+    assert "score" not in again["cached_steps"]
+    assert "library" in again["cached_steps"]
+
+
+def test_run_killed_midway_resumes(prefect_api, photo_dir, portrait, tmp_path, monkeypatch):
+    from flows.build_mosaic import build_mosaic
+
+    options = _options(photo_dir, portrait, tmp_path, compare=False)
+    real_render = steps.render
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("power cut while rendering")
+
+    monkeypatch.setattr(steps, "render", crash)
+    with pytest.raises(BaseException, match="power cut"):
+        build_mosaic(options)
+    assert not (tmp_path / "out" / "mosaic.jpg").exists()
+    monkeypatch.setattr(steps, "render", real_render)
+    resumed = build_mosaic(options)
+    assert resumed["cached_steps"] == ["library", "target", "score", "solve"]
+    assert Path(resumed["output"]).is_file()
+
+
+def test_too_few_photos_for_the_grid(prefect_api, photo_dir, portrait, tmp_path):
+    from flows.build_mosaic import build_mosaic
+    from mosaic.errors import MosaicError
+
+    options = _options(photo_dir, portrait, tmp_path)
+    options.layout = LayoutRequest(grid="20x20")
+    with pytest.raises(MosaicError, match=r"needs 400 distinct photos but only \d+ are available"):
+        build_mosaic(options)

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from mosaic.errors import ImageTooLargeError, UnreadableImageError
+from mosaic.images import open_rgb, pixel_box, square_crop_boxes
+
+
+def _exif_rotated_jpeg(path, orientation):
+    # A 60x30 image: left half red, right half blue; stored with an EXIF orientation.
+    pixels = np.zeros((30, 60, 3), np.uint8)
+    pixels[:, :30] = (255, 0, 0)
+    pixels[:, 30:] = (0, 0, 255)
+    image = Image.fromarray(pixels)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    image.save(path, quality=95, exif=exif.tobytes())
+    return path
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    # Orientation 6: the camera was turned; viewers rotate 90 degrees clockwise.
+    upright = open_rgb(_exif_rotated_jpeg(tmp_path / "r.jpg", 6))
+    assert upright.size == (30, 60)
+    top = np.asarray(upright)[5, 15]
+    bottom = np.asarray(upright)[55, 15]
+    assert top[0] > 200 and top[2] < 60  # red now on top
+    assert bottom[2] > 200 and bottom[0] < 60
+    plain = open_rgb(_exif_rotated_jpeg(tmp_path / "p.jpg", 1))
+    assert plain.size == (60, 30)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "L", "CMYK", "I;16", "I", "1", "F"])
+def test_every_mode_becomes_rgb(tmp_path, mode):
+    base = Image.new("RGB", (20, 10), (200, 100, 50))
+    if mode == "I;16":
+        image = Image.fromarray(np.full((10, 20), 40000, np.uint16))
+        path = tmp_path / "x.png"
+    elif mode in {"I", "F"}:
+        image = base.convert("L").convert(mode)
+        path = tmp_path / "x.tif"
+    else:
+        image = base.convert(mode)
+        path = tmp_path / ("x.jpg" if mode in {"L", "CMYK"} else "x.png")
+    image.save(path)
+    rgb = open_rgb(path)
+    assert rgb.mode == "RGB" and rgb.size == (20, 10)
+    if mode == "I;16":
+        assert abs(int(np.asarray(rgb)[0, 0, 0]) - round(40000 / 257)) <= 1
+
+
+def test_transparency_composited_on_white(tmp_path):
+    image = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    image.save(tmp_path / "clear.png")
+    assert np.asarray(open_rgb(tmp_path / "clear.png")).min() == 255
+
+
+def test_truncated_jpeg_is_unreadable(tmp_path):
+    Image.new("RGB", (200, 200), (10, 200, 30)).save(tmp_path / "whole.jpg", quality=95)
+    data = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(UnreadableImageError, match=r"cut\.jpg"):
+        open_rgb(tmp_path / "cut.jpg")
+
+
+def test_not_an_image_is_unreadable(tmp_path):
+    (tmp_path / "fake.jpg").write_text("hello")
+    with pytest.raises(UnreadableImageError, match=r"fake\.jpg: cannot read image"):
+        open_rgb(tmp_path / "fake.jpg")
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path):
+    Image.new("L", (3000, 3000)).save(tmp_path / "bomb.png", optimize=True)
+    with pytest.raises(ImageTooLargeError, match=r"decompression-bomb cap"):
+        open_rgb(tmp_path / "bomb.png", max_pixels=1_000_000)
+
+
+def test_draft_decoding_keeps_enough_pixels(tmp_path):
+    Image.new("RGB", (1600, 1200), (1, 2, 3)).save(tmp_path / "big.jpg")
+    small = open_rgb(tmp_path / "big.jpg", draft_size=64)
+    assert min(small.size) >= 64 and small.size[0] < 1600
+
+
+def test_square_crop_boxes():
+    boxes = square_crop_boxes(400, 200, 7)
+    assert boxes[0] == (0.25, 0.0, 0.75, 1.0)
+    assert boxes[1] == (0.0, 0.0, 0.5, 1.0) and boxes[2] == (0.5, 0.0, 1.0, 1.0)
+    assert len(boxes) == 7
+    for box in boxes:
+        left, top, right, bottom = pixel_box(box, 400, 200)
+        assert right - left == bottom - top and 0 <= left and right <= 400 and bottom <= 200
+    # A square photo has no distinct ends: only centre and four zoomed corners.
+    assert len(square_crop_boxes(100, 100, 7)) == 5
+    assert len(square_crop_boxes(400, 200, 3)) == 3
