@@ -6,6 +6,7 @@ file reference (path + SHA-256) in the run's work folder.
 
 from __future__ import annotations
 
+import logging
 import resource
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from mosaic.options import BuildOptions
 from mosaic.steps import METHODS
 from tasks import build as tasks
 from tasks.caching import refs_intact
+
+logger = logging.getLogger("mosaic.build")
 
 
 @dataclass
@@ -62,20 +65,36 @@ def build_mosaic(options: BuildOptions) -> dict[str, Any]:
     target = FileRef.of(options.target).to_dict()
 
     photos = tasks.scan_photos(options.photos)
-    library = _run(tasks.load_library, log, "library", photos=photos,
-                   workdir=workdir, feature_size=options.feature_size, crops=options.crops,
+    library = _run(tasks.load_library, log, "library", photos=photos, workdir=workdir,
+                   feature_size=options.feature_size, crops=options.crops,
                    max_pixels=options.max_pixels)
+    people = None
+    if options.weighting.mode != "none":
+        people = _run(tasks.detect, log, "people", target=target, workdir=workdir,
+                      request=options.weighting, max_pixels=options.max_pixels)
+    detection = people["detection"] if people else None
     prepared = _run(tasks.prepare_target, log, "target", target=target,
                     photos=library["photos"], workdir=workdir, request=options.layout,
-                    feature_size=options.feature_size, max_pixels=options.max_pixels)
+                    feature_size=options.feature_size, max_pixels=options.max_pixels,
+                    detection=detection)
+    weighting = _run(tasks.weigh, log, "weights", detection=detection,
+                     layout=prepared["layout"], request=options.weighting, workdir=workdir)
+    if weighting["note"]:
+        logger.warning(weighting["note"])
+    weights = None if weighting["uniform"] else weighting["weights"]
     scored = _run(tasks.score, log, "score", thumbs=library["thumbs"],
                   tiles=prepared["tiles"], metric=options.metric, workdir=workdir)
-    chosen = _run(tasks.arrange, log, "solve", cost=scored["cost"],
-                  method=options.method, workdir=workdir)
+    chosen = _run(tasks.arrange, log, "solve", cost=scored["cost"], method=options.method,
+                  workdir=workdir, weights=weights)
     comparison = [chosen]
-    if options.compare and options.method != "greedy":
-        comparison.append(_run(tasks.arrange, log, "greedy baseline",
-                               cost=scored["cost"], method="greedy", workdir=workdir))
+    if options.compare:
+        baselines = [("greedy", weights)] if options.method != "greedy" else []
+        if weights is not None:
+            baselines.append(("optimal", None))
+        for method, baseline_weights in baselines:
+            comparison.append(_run(tasks.arrange, log, f"{method} baseline",
+                                   cost=scored["cost"], method=method, workdir=workdir,
+                                   weights=baseline_weights))
     rendered = _run(tasks.render, log, "render", assignment=chosen["assignment"],
                     best_crop=scored["best_crop"], manifest=library["manifest"],
                     layout=prepared["layout"], out=str(Path(options.out).resolve()),
@@ -98,12 +117,17 @@ def build_mosaic(options: BuildOptions) -> dict[str, Any]:
         "metric": options.metric,
         "feature_size": options.feature_size,
         "crops": options.crops,
+        "weights": weighting["settings"],
+        "weights_note": weighting["note"],
+        "faces_found": people["faces_found"] if people else None,
+        "person_fraction": people["person_fraction"] if people else None,
         "mean_cost": chosen["mean_cost"],
         "objective": chosen["objective"],
         "output": rendered["mosaic"]["path"],
         "output_size": [rendered["width"], rendered["height"]],
         "timings": {
             "load": seconds.get("library", 0.0) + seconds.get("target", 0.0),
+            "detect": seconds.get("people", 0.0),
             "score": seconds.get("score", 0.0),
             "solve": seconds.get("solve", 0.0),
             "render": seconds.get("render", 0.0),
@@ -113,14 +137,15 @@ def build_mosaic(options: BuildOptions) -> dict[str, Any]:
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
     comparison_rows = [
-        {k: c[k] for k in ("method", "objective", "mean_cost", "seconds")} for c in comparison
+        {k: c[k] for k in ("method", "objective", "mean_cost", "seconds", "assignment")}
+        for c in comparison
     ]
-    metrics["comparison"] = comparison_rows
     reported = tasks.report(target=target, layout=prepared["layout"],
                             mosaic=rendered["mosaic"], assignment=chosen["assignment"],
                             comparison=comparison_rows, metrics=metrics,
                             metrics_path=str(Path(options.metrics).resolve()),
-                            report_dir=str(Path(options.metrics).resolve().parent))
+                            report_dir=str(Path(options.metrics).resolve().parent),
+                            weighting=weighting)
     create_markdown_artifact(markdown=reported["markdown"], key="mosaic-report",
                              description=f"Mosaic {metrics['output']}")
     return reported["metrics"]

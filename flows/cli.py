@@ -7,6 +7,7 @@ at once, before any server starts.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -18,7 +19,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from flows import local_server
+from flows.cli_weights import weights as weights_command
 from mosaic.errors import MosaicError
+from mosaic.importance import DEFAULT_FACE_WEIGHT, DEFAULT_FALLOFF, DEFAULT_PERSON_WEIGHT
 
 app = typer.Typer(
     add_completion=False,
@@ -26,6 +29,8 @@ app = typer.Typer(
     help="Turn your own photos into a print-quality photo mosaic.",
     pretty_exceptions_enable=False,
 )
+
+app.command("weights")(weights_command)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
@@ -69,6 +74,35 @@ def _prefect_environment(verbose: bool) -> None:
         os.environ["PREFECT_API_URL"] = local_server.API_URL
 
 
+_temporary_server: local_server.TemporaryServer | None = None
+
+
+def ensure_prefect_api() -> None:
+    """Start a temporary Prefect server now (in the background) if no API is configured.
+
+    Called first thing by commands that run a flow, so the server boots while the
+    arguments are checked and the libraries are imported.
+    """
+    global _temporary_server
+    if "PREFECT_API_URL" in os.environ or _temporary_server is not None:
+        return
+    if local_server.profile_api_url():  # the user's Prefect profile names a server
+        return
+    _temporary_server = local_server.TemporaryServer()
+    atexit.register(_temporary_server.stop)
+    os.environ["PREFECT_API_URL"] = _temporary_server.api_url
+
+
+def wait_for_prefect_api() -> None:
+    """Block until the temporary server (if any) answers."""
+    if _temporary_server is not None:
+        try:
+            _temporary_server.wait()
+        except RuntimeError as exc:
+            typer.echo(f"mosaic: error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+
 def _check_output(path: Path) -> None:
     from PIL import Image
 
@@ -99,14 +133,15 @@ def run_build(options: Any, quiet: bool, verbose: bool) -> dict[str, Any]:
     """Run the build flow with progress bars and turn input errors into exit status 2."""
     from mosaic import progress
 
-    if not quiet and "PREFECT_API_URL" not in os.environ:
-        typer.echo("mosaic: starting a temporary Prefect server (about 15 s); "
+    if not quiet and _temporary_server is not None:
+        typer.echo("mosaic: using a temporary Prefect server (about 15 s to start); "
                    "`mosaic server start` keeps one running for faster runs", err=True)
     reporter = _progress_reporter(quiet)
     progress.set_reporter(reporter)
     try:
         from flows.build_mosaic import build_mosaic
 
+        wait_for_prefect_api()
         return build_mosaic(options)
     except MosaicError as exc:
         fail(str(exc))
@@ -154,24 +189,63 @@ def build(
     max_pixels: Annotated[int, typer.Option(
         help="Refuse images with more pixels (decompression-bomb guard).")] = 100_000_000,
     compare: Annotated[bool, typer.Option(
-        help="Also solve greedily and compare in the report.")] = True,
+        help="Also solve greedily (and unweighted) and compare in the report.")] = True,
+    weights: Annotated[str, typer.Option(
+        help="Which tiles get the best photos: faces+people, faces, people or none. "
+             "Uniform (with a note) when nobody is found.")] = "faces+people",
+    face_weight: Annotated[float, typer.Option(help="Weight of face tiles (>= 1).")
+                           ] = DEFAULT_FACE_WEIGHT,
+    person_weight: Annotated[float, typer.Option(help="Weight of person tiles (>= 1).")
+                             ] = DEFAULT_PERSON_WEIGHT,
+    falloff: Annotated[float, typer.Option(
+        help="How far weights reach beyond faces and people, in tiles.")] = DEFAULT_FALLOFF,
+    segmenter: Annotated[str, typer.Option(
+        help="Person masks: mediapipe, or pointrend (needs detectron2, not installable "
+             "from PyPI).")] = "mediapipe",
+    pointrend_config: Annotated[Optional[Path], typer.Option(
+        help="detectron2 PointRend config (with --segmenter pointrend).")] = None,
+    pointrend_weights: Annotated[Optional[Path], typer.Option(
+        help="detectron2 PointRend weights (with --segmenter pointrend).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")
                        ] = False,
 ) -> None:
     """Build a mosaic of TARGET from the photos in PHOTOS."""
+    ensure_prefect_api()
+    weighting = make_weighting(weights, face_weight, person_weight, falloff, segmenter,
+                               pointrend_config, pointrend_weights)
     options = make_options(photos, target, out, grid, tiles, size, dpi, tile_px, method,
-                           metric, crops, feature_size, workdir, metrics, max_pixels, compare)
+                           metric, crops, feature_size, workdir, metrics, max_pixels, compare,
+                           weighting)
     _setup_logging(verbose)
     started = time.perf_counter()
     result = run_build(options, quiet, verbose)
     summarise(result, Path(options.metrics), time.perf_counter() - started, quiet)
 
 
+def make_weighting(mode: str, face_weight: float, person_weight: float, falloff: float,
+                   segmenter: str, pointrend_config: Path | None,
+                   pointrend_weights: Path | None) -> Any:
+    """Check the tile-weighting options; build a ``WeightRequest``."""
+    from mosaic.importance import check_segmenter, check_weights
+    from mosaic.steps import WeightRequest
+
+    config = str(pointrend_config) if pointrend_config is not None else None
+    weights_file = str(pointrend_weights) if pointrend_weights is not None else None
+    try:
+        check_weights(mode, face_weight, person_weight, falloff)
+        if mode != "none":
+            check_segmenter(segmenter, config, weights_file)
+    except MosaicError as exc:
+        fail(str(exc))
+    return WeightRequest(mode, face_weight, person_weight, falloff, segmenter, config,
+                         weights_file)
+
+
 def make_options(photos: Path, target: Path, out: Path, grid: str | None, tiles: int | None,
                  size: str | None, dpi: float | None, tile_px: int | None, method: str,
                  metric: str, crops: int, feature_size: int, workdir: Path | None,
-                 metrics: Path | None, max_pixels: int, compare: bool) -> Any:
+                 metrics: Path | None, max_pixels: int, compare: bool, weighting: Any) -> Any:
     """Check every argument that can be checked before the run; build ``BuildOptions``."""
     from mosaic.features import METRICS
     from mosaic.images import open_rgb
@@ -212,8 +286,9 @@ def make_options(photos: Path, target: Path, out: Path, grid: str | None, tiles:
                           str(run_dir.resolve() / ".prefect-results"))
     return BuildOptions(
         photos=str(photos), target=str(target), out=str(out), workdir=str(run_dir),
-        metrics=str(metrics_path), layout=request, method=method, metric=metric,
-        feature_size=feature_size, crops=crops, compare=compare, max_pixels=max_pixels)
+        metrics=str(metrics_path), layout=request, weighting=weighting, method=method,
+        metric=metric, feature_size=feature_size, crops=crops, compare=compare,
+        max_pixels=max_pixels)
 
 
 def summarise(metrics: dict[str, Any], metrics_path: Path, seconds: float, quiet: bool
@@ -223,13 +298,16 @@ def summarise(metrics: dict[str, Any], metrics_path: Path, seconds: float, quiet
         typer.echo(metrics["output"])
         return
     quality = metrics.get("quality", {})
+    costs = metrics.get("class_costs") or {}
+    face = (costs.get("face") or {}).get("mean_cost")
     lines = [
         f"mosaic: {metrics['output']} ({metrics['output_size'][0]}x{metrics['output_size'][1]}"
         f" px, {metrics['rows']}x{metrics['cols']} tiles, {metrics['photos_used']} of "
         f"{metrics['photos_available']} photos)",
         f"method {metrics['method']}: mean cost {metrics['mean_cost']:.4f}, tile error "
         f"{quality.get('tile_mse_rgb', float('nan')):.4f}, SSIM "
-        f"{quality.get('ssim', float('nan')):.3f}",
+        f"{quality.get('ssim', float('nan')):.3f}"
+        + (f", face tiles {face:.4f}" if face is not None else ""),
         f"metrics: {metrics_path}",
         f"report:  {metrics_path.parent / 'report.md'}",
         f"time:    {seconds:.1f} s",
@@ -244,11 +322,14 @@ def demo(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Build a mosaic from the bundled sample photos."""
+    from mosaic.steps import WeightRequest
+
+    ensure_prefect_api()
     manifest = json.loads((SAMPLES / "demo.json").read_text(encoding="utf-8"))
     options = make_options(
         SAMPLES / "photos", SAMPLES / manifest["target"], out_dir / "mosaic.jpg", None, None,
         None, None, manifest.get("tile_px"), "optimal", "lab", manifest.get("crops", 1), 16,
-        out_dir, out_dir / "metrics.json", 100_000_000, True)
+        out_dir, out_dir / "metrics.json", 100_000_000, True, WeightRequest())
     _setup_logging(False)
     started = time.perf_counter()
     result = run_build(options, quiet, False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mosaic.images import DEFAULT_MAX_PIXELS
-from mosaic.steps import LayoutRequest
+from mosaic.steps import LayoutRequest, WeightRequest
 
 
 @dataclass
@@ -18,6 +18,7 @@ class BuildOptions:
     workdir: str
     metrics: str
     layout: LayoutRequest = field(default_factory=LayoutRequest)
+    weighting: WeightRequest = field(default_factory=WeightRequest)
     method: str = "optimal"
     metric: str = "lab"
     feature_size: int = 16

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,21 @@ from mosaic.errors import MosaicError
 from mosaic.features import Metric, tile_thumbnails, to_features
 from mosaic.files import FileRef, hash_jsonable, save_npy_atomic, write_json_atomic
 from mosaic.images import DEFAULT_MAX_PIXELS, open_rgb
+from mosaic.importance import (
+    DEFAULT_FACE_WEIGHT,
+    DEFAULT_FALLOFF,
+    DEFAULT_PERSON_WEIGHT,
+    class_costs,
+    detect_people,
+    face_crop,
+    load_detection,
+    resolve_mode,
+    save_detection,
+    tile_classes,
+    tile_weights,
+    weight_map_image,
+    weights_settings,
+)
 from mosaic.layout import Layout, parse_grid, parse_size, plan_layout
 from mosaic.library import build_library, hash_photos, load_records, save_library
 from mosaic.progress import stage
@@ -110,10 +125,41 @@ def load_library(photos: list[tuple[str, str | None]], workdir: str, feature_siz
     }
 
 
+@dataclass(frozen=True)
+class WeightRequest:
+    """How tiles are weighted: which classes count, how much, and the fall-off."""
+
+    mode: str = "faces+people"
+    face_weight: float = DEFAULT_FACE_WEIGHT
+    person_weight: float = DEFAULT_PERSON_WEIGHT
+    falloff: float = DEFAULT_FALLOFF
+    segmenter: str = "mediapipe"
+    pointrend_config: str | None = None
+    pointrend_weights: str | None = None
+
+
+def detect(target: dict[str, str], workdir: str, request: WeightRequest,
+           max_pixels: int = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
+    """Find the faces and people of the target; save the masks as ``detection.npz``."""
+    started = time.perf_counter()
+    image = open_rgb(target["path"], max_pixels=max_pixels)
+    with stage("find faces and people", 1) as advance:
+        detection = detect_people(image, request.segmenter, request.pointrend_config,
+                                  request.pointrend_weights)
+        advance(1)
+    folder = Path(workdir) / "people" / _key(target["sha256"], request.segmenter,
+                                             request.pointrend_config,
+                                             request.pointrend_weights)
+    save_detection(detection, folder / "detection.npz")
+    return {"detection": _ref(folder / "detection.npz"), **detection.summary(),
+            "seconds": time.perf_counter() - started}
+
+
 def prepare_target(target: dict[str, str], photos: int, workdir: str,
                    request: LayoutRequest, feature_size: int,
-                   max_pixels: int = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
-    """Plan the grid, crop the target and cut its tile thumbnails."""
+                   max_pixels: int = DEFAULT_MAX_PIXELS,
+                   detection: dict[str, str] | None = None) -> dict[str, Any]:
+    """Plan the grid, crop the target (keeping faces in the frame) and cut tile thumbnails."""
     started = time.perf_counter()
     image = open_rgb(target["path"], max_pixels=max_pixels)
     poster, preset = parse_size(request.size) if request.size else (None, False)
@@ -123,11 +169,15 @@ def prepare_target(target: dict[str, str], photos: int, workdir: str,
         tiles=request.tiles, poster=poster, poster_is_preset=preset, dpi=request.dpi,
         tile_px=request.tile_px,
     )
+    if detection is not None:
+        found = load_detection(detection["path"])
+        if found.faces:
+            layout = replace(layout, crop=face_crop(found, layout.cols / layout.rows))
     with stage("cut target tiles", 1) as advance:
         tiles = tile_thumbnails(image, layout.crop, layout.rows, layout.cols, feature_size)
         advance(1)
     folder = Path(workdir) / "target" / _key(target["sha256"], photos, request.__dict__,
-                                             feature_size)
+                                             feature_size, detection)
     save_npy_atomic(folder / "tiles.npy", tiles)
     write_json_atomic(folder / "layout.json", layout.to_dict())
     return {
@@ -137,6 +187,33 @@ def prepare_target(target: dict[str, str], photos: int, workdir: str,
         "cols": layout.cols,
         "seconds": time.perf_counter() - started,
     }
+
+
+def weigh(detection: dict[str, str] | None, layout: dict[str, str], request: WeightRequest,
+          workdir: str) -> dict[str, Any]:
+    """Per-tile weights and classes (face, person, background) as ``.npy`` files.
+
+    Without a detection (``--weights none``), weights are uniform and every tile is
+    background.
+    """
+    plan = Layout.from_dict(json.loads(Path(layout["path"]).read_text(encoding="utf-8")))
+    folder = Path(workdir) / "weights" / _key(detection, layout["sha256"], request.__dict__)
+    if detection is None:
+        mode, note = "none", None
+        weights = np.ones(plan.tiles)
+        classes = np.zeros(plan.tiles, dtype=np.int8)
+    else:
+        found = load_detection(detection["path"])
+        mode, note = resolve_mode(found, request.mode)
+        weights = tile_weights(found, plan.crop, plan.rows, plan.cols, mode,
+                               request.face_weight, request.person_weight, request.falloff)
+        classes = tile_classes(found, plan.crop, plan.rows, plan.cols)
+    save_npy_atomic(folder / "weights.npy", weights)
+    save_npy_atomic(folder / "classes.npy", classes)
+    settings = weights_settings(mode, request.face_weight, request.person_weight,
+                                request.falloff, requested=request.mode)
+    return {"weights": _ref(folder / "weights.npy"), "classes": _ref(folder / "classes.npy"),
+            "settings": settings, "note": note, "uniform": mode == "none"}
 
 
 def score(thumbs: dict[str, str], tiles: dict[str, str], metric: Metric, workdir: str
@@ -172,17 +249,21 @@ def solve(cost: np.ndarray, method: str, weights: np.ndarray | None = None) -> A
     raise MosaicError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
 
 
-def arrange(cost: dict[str, str], method: str, workdir: str) -> dict[str, Any]:
-    """Solve the assignment with ``method`` and save it as ``assignment.json``."""
+def arrange(cost: dict[str, str], method: str, workdir: str,
+            weights: dict[str, str] | None = None) -> dict[str, Any]:
+    """Solve the assignment with ``method`` (tile-weighted if given); save ``assignment.json``."""
     matrix = _load(cost)
-    with stage(f"solve ({method})", 1) as advance:
-        result = solve(matrix, method)
+    tile_weight = _load(weights) if weights is not None else None
+    label = method if weights is not None else f"{method}, unweighted"
+    with stage(f"solve ({label})", 1) as advance:
+        result = solve(matrix, method, tile_weight)
         advance(1)
-    folder = Path(workdir) / "assign" / _key(cost["sha256"], method)
+    folder = Path(workdir) / "assign" / _key(cost["sha256"], method,
+                                             weights["sha256"] if weights else None)
     write_json_atomic(folder / "assignment.json", result.to_dict())
     return {
         "assignment": _ref(folder / "assignment.json"),
-        "method": method,
+        "method": label,
         "objective": result.objective,
         "mean_cost": result.mean_cost,
         "seconds": result.seconds,
@@ -218,7 +299,8 @@ def render(assignment: dict[str, str], best_crop: dict[str, str] | None,
 
 def report(target: dict[str, str], layout: dict[str, str], mosaic: dict[str, str],
            assignment: dict[str, str], comparison: list[dict[str, Any]],
-           metrics: dict[str, Any], metrics_path: str, report_dir: str) -> dict[str, Any]:
+           metrics: dict[str, Any], metrics_path: str, report_dir: str,
+           weighting: dict[str, Any]) -> dict[str, Any]:
     """Measure the mosaic against the target; write ``metrics.json`` and the report."""
     plan = Layout.from_dict(json.loads(Path(layout["path"]).read_text(encoding="utf-8")))
     target_crop = open_rgb(target["path"]).crop(plan.crop)
@@ -227,12 +309,25 @@ def report(target: dict[str, str], layout: dict[str, str], mosaic: dict[str, str
     metrics["quality"] = mosaic_quality(mosaic_image, target_crop, plan.rows, plan.cols)
     folder = Path(report_dir)
     tile_cost = load_assignment(assignment).tile_cost
+    classes = _load(weighting["classes"])
+    metrics["class_costs"] = class_costs(tile_cost, classes)
+    for compared in comparison:
+        compared["class_costs"] = class_costs(
+            load_assignment(compared["assignment"]).tile_cost, classes)
+    metrics["comparison"] = [{k: v for k, v in c.items() if k != "assignment"}
+                             for c in comparison]
     save_image_atomic(side_by_side(target_crop, mosaic_image), folder / "comparison.jpg")
     save_image_atomic(heat_map(tile_cost, plan.rows, plan.cols), folder / "tile-costs.png")
-    text = report_markdown(metrics, comparison, tile_cost, {
+    images = {
         "Target and mosaic": "comparison.jpg",
         "Cost per tile (dark = good match, yellow = poor)": "tile-costs.png",
-    })
+    }
+    if not weighting["uniform"]:
+        weight_map = weight_map_image(open_rgb(target["path"]), _load(weighting["weights"]),
+                                      plan.crop, plan.rows, plan.cols)
+        save_image_atomic(weight_map, folder / "weights.png")
+        images["Tile weights (faces and people get the best photos)"] = "weights.png"
+    text = report_markdown(metrics, metrics["comparison"], tile_cost, images)
     write_report(folder / "report.md", text)
     write_json_atomic(metrics_path, metrics)
     return {"metrics": metrics, "report": str(folder / "report.md"), "markdown": text}

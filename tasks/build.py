@@ -27,12 +27,27 @@ def load_library(photos: list[tuple[str, str | None]], workdir: str, feature_siz
     return steps.load_library(photos, workdir, feature_size, crops, max_pixels)
 
 
+@task(name="find-people", **_cached)
+def detect(target: dict[str, str], workdir: str, request: steps.WeightRequest,
+           max_pixels: int) -> dict[str, Any]:
+    """Faces and people of the target; see :func:`mosaic.steps.detect`."""
+    return steps.detect(target, workdir, request, max_pixels)
+
+
 @task(name="prepare-target", **_cached)
 def prepare_target(target: dict[str, str], photos: int, workdir: str,
-                   request: steps.LayoutRequest, feature_size: int, max_pixels: int
-                   ) -> dict[str, Any]:
+                   request: steps.LayoutRequest, feature_size: int, max_pixels: int,
+                   detection: dict[str, str] | None) -> dict[str, Any]:
     """Grid, crop and tile thumbnails; see :func:`mosaic.steps.prepare_target`."""
-    return steps.prepare_target(target, photos, workdir, request, feature_size, max_pixels)
+    return steps.prepare_target(target, photos, workdir, request, feature_size, max_pixels,
+                                detection)
+
+
+@task(name="weigh-tiles", **_cached)
+def weigh(detection: dict[str, str] | None, layout: dict[str, str],
+          request: steps.WeightRequest, workdir: str) -> dict[str, Any]:
+    """Tile weights and classes; see :func:`mosaic.steps.weigh`."""
+    return steps.weigh(detection, layout, request, workdir)
 
 
 @task(name="score", **_cached)
@@ -43,9 +58,10 @@ def score(thumbs: dict[str, str], tiles: dict[str, str], metric: Metric, workdir
 
 
 @task(name="arrange", **_cached)
-def arrange(cost: dict[str, str], method: str, workdir: str) -> dict[str, Any]:
+def arrange(cost: dict[str, str], method: str, workdir: str,
+            weights: dict[str, str] | None) -> dict[str, Any]:
     """One assignment method; see :func:`mosaic.steps.arrange`."""
-    return steps.arrange(cost, method, workdir)
+    return steps.arrange(cost, method, workdir, weights)
 
 
 @task(name="render", **_cached)
@@ -59,7 +75,8 @@ def render(assignment: dict[str, str], best_crop: dict[str, str] | None,
 @task(name="report")
 def report(target: dict[str, str], layout: dict[str, str], mosaic: dict[str, str],
            assignment: dict[str, str], comparison: list[dict[str, Any]],
-           metrics: dict[str, Any], metrics_path: str, report_dir: str) -> dict[str, Any]:
+           metrics: dict[str, Any], metrics_path: str, report_dir: str,
+           weighting: dict[str, Any]) -> dict[str, Any]:
     """Quality figures, ``metrics.json`` and the report; see :func:`mosaic.steps.report`."""
     return steps.report(target, layout, mosaic, assignment, comparison, metrics,
-                        metrics_path, report_dir)
+                        metrics_path, report_dir, weighting)

@@ -10,7 +10,8 @@ from mosaic.options import BuildOptions
 from mosaic.steps import LayoutRequest
 
 REQUIRED_METRICS = {"rows", "cols", "tiles", "photos_available", "photos_used", "method",
-                    "metric", "mean_cost", "objective", "timings", "peak_rss_mb", "output"}
+                    "metric", "mean_cost", "objective", "timings", "peak_rss_mb", "output",
+                    "weights", "faces_found", "person_fraction", "class_costs", "quality"}
 
 
 def _options(photo_dir: Path, portrait: Path, tmp_path: Path, **kwargs) -> BuildOptions:
@@ -31,16 +32,23 @@ def test_build_then_cached_rerun(prefect_api, photo_dir, portrait, tmp_path):
     assert set(first["timings"]) >= {"load", "score", "solve", "render", "total"}
     assert first["cached_steps"] == []
     assert 0 < first["mean_cost"] < 1
+    assert first["faces_found"] == 1 and first["weights"]["mode"] == "faces+people"
+    assert first["class_costs"]["face"]["tiles"] > 0
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["objective"] == pytest.approx(first["objective"])
     assert Path(first["output"]).is_file()
     assert (tmp_path / "report.md").is_file()
     greedy = next(c for c in first["comparison"] if c["method"] == "greedy")
     assert greedy["objective"] >= first["objective"] - 1e-9
+    # The weighted optimum puts better photos on the face than the unweighted one.
+    unweighted = next(c for c in first["comparison"] if c["method"] == "optimal, unweighted")
+    assert (first["class_costs"]["face"]["mean_cost"]
+            <= unweighted["class_costs"]["face"]["mean_cost"])
+    assert (tmp_path / "weights.png").is_file()
 
     second = build_mosaic(options)
-    assert second["cached_steps"] == ["library", "target", "score", "solve", "greedy baseline",
-                                      "render"]
+    assert second["cached_steps"] == ["library", "people", "target", "weights", "score",
+                                      "solve", "greedy baseline", "optimal baseline", "render"]
     assert second["objective"] == pytest.approx(first["objective"])
     assert second["timings"]["score"] == 0.0
 
@@ -72,7 +80,8 @@ def test_run_killed_midway_resumes(prefect_api, photo_dir, portrait, tmp_path, m
     assert not (tmp_path / "out" / "mosaic.jpg").exists()
     monkeypatch.setattr(steps, "render", real_render)
     resumed = build_mosaic(options)
-    assert resumed["cached_steps"] == ["library", "target", "score", "solve"]
+    assert resumed["cached_steps"] == ["library", "people", "target", "weights", "score",
+                                       "solve"]
     assert Path(resumed["output"]).is_file()
 
 
@@ -84,3 +93,27 @@ def test_too_few_photos_for_the_grid(prefect_api, photo_dir, portrait, tmp_path)
     options.layout = LayoutRequest(grid="20x20")
     with pytest.raises(MosaicError, match=r"needs 400 distinct photos but only \d+ are available"):
         build_mosaic(options)
+
+
+def test_target_without_people_runs_unweighted(prefect_api, photo_dir, tmp_path):
+    from flows.build_mosaic import build_mosaic
+
+    landscape = Path(__file__).parent / "data" / "landscape-kite.jpg"
+    options = _options(photo_dir, landscape, tmp_path, compare=False)
+    result = build_mosaic(options)
+    assert result["faces_found"] == 0
+    assert result["weights"]["mode"] == "none"
+    assert result["weights"]["requested"] == "faces+people"
+    assert "nobody" in result["weights_note"]
+    assert result["class_costs"]["background"]["tiles"] == result["tiles"]
+
+
+def test_weights_none_skips_detection(prefect_api, photo_dir, portrait, tmp_path):
+    from flows.build_mosaic import build_mosaic
+    from mosaic.steps import WeightRequest
+
+    options = _options(photo_dir, portrait, tmp_path, compare=False)
+    options.weighting = WeightRequest(mode="none")
+    result = build_mosaic(options)
+    assert result["faces_found"] is None and result["weights"]["mode"] == "none"
+    assert result["weights_note"] is None

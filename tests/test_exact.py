@@ -1,0 +1,168 @@
+"""The exact solver: optimal against brute force and scipy, a valid dual bound, no repeats."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+from mosaic.assign.exact import assign_optimal, solve_dense, solve_dense_with_bound
+from mosaic.errors import MosaicError
+
+
+def brute_force(cost: np.ndarray, weights: np.ndarray | None = None) -> float:
+    tiles, photos = cost.shape
+    w = np.ones(tiles) if weights is None else weights
+    scaled = cost.astype(np.float64) * w[:, None]
+    rows = np.arange(tiles)
+    return min(float(scaled[rows, list(p)].sum())
+               for p in itertools.permutations(range(photos), tiles))
+
+
+def objective(cost: np.ndarray, photo_of_tile: np.ndarray,
+              weights: np.ndarray | None = None) -> float:
+    w = np.ones(cost.shape[0]) if weights is None else weights
+    return float(np.dot(w, cost[np.arange(cost.shape[0]), photo_of_tile].astype(np.float64)))
+
+
+def scipy_objective(cost: np.ndarray) -> float:
+    rows, cols = linear_sum_assignment(cost.astype(np.float64))
+    return float(cost[rows, cols].astype(np.float64).sum())
+
+
+def check_solution(cost: np.ndarray, weights: np.ndarray | None, expected: float,
+                   rtol: float = 1e-9, **options: object) -> None:
+    photo_of_tile, bound = solve_dense_with_bound(cost, weights, **options)  # type: ignore[arg-type]
+    assert photo_of_tile.dtype == np.int64
+    assert photo_of_tile.shape == (cost.shape[0],)
+    assert np.unique(photo_of_tile).size == cost.shape[0]
+    assert photo_of_tile.min(initial=0) >= 0
+    assert photo_of_tile.max(initial=0) < cost.shape[1]
+    got = objective(cost, photo_of_tile, weights)
+    tol = rtol * max(1.0, abs(expected))
+    assert got == pytest.approx(expected, abs=tol)
+    assert bound <= got + tol
+    assert bound >= got - tol
+
+
+def tiny_problems() -> list[tuple[np.ndarray, np.ndarray | None]]:
+    rng = np.random.default_rng(7)
+    problems: list[tuple[np.ndarray, np.ndarray | None]] = []
+    for _ in range(150):
+        photos = int(rng.integers(1, 7))
+        tiles = int(rng.integers(1, photos + 1))
+        kind = rng.integers(0, 4)
+        if kind == 0:
+            cost = rng.random((tiles, photos)).astype(np.float32)
+        elif kind == 1:  # many ties
+            cost = rng.integers(0, 3, (tiles, photos)).astype(np.float32) / 4
+        elif kind == 2:  # duplicate rows and columns
+            base = rng.random((2, 2))
+            cost = base[rng.integers(0, 2, tiles)][:, rng.integers(0, 2, photos)]
+        else:  # negative and float64
+            cost = rng.normal(size=(tiles, photos))
+        weights = rng.uniform(0.5, 3.0, tiles) if rng.random() < 0.3 else None
+        problems.append((cost, weights))
+    return problems
+
+
+MODES = [{"threads": 1, "dummies": True}, {"threads": 2, "dummies": False},
+         {"threads": 2, "dummies": True}, {"threads": 1, "dummies": False}]
+
+
+@pytest.mark.parametrize(("cost", "weights"), tiny_problems())
+def test_matches_brute_force(cost: np.ndarray, weights: np.ndarray | None) -> None:
+    expected = brute_force(cost, weights)
+    for options in MODES:
+        check_solution(cost, weights, expected, **options)
+
+
+@pytest.mark.parametrize(("tiles", "photos"), [(120, 120), (150, 170), (90, 300)])
+@pytest.mark.parametrize("options", MODES)
+def test_matches_scipy_on_random(tiles: int, photos: int, options: dict[str, object]) -> None:
+    rng = np.random.default_rng(tiles + photos)
+    cost = rng.random((tiles, photos)).astype(np.float32)
+    check_solution(cost, None, scipy_objective(cost), **options)
+
+
+def structured_costs(tiles: int, photos: int, seed: int) -> np.ndarray:
+    """Mosaic-like: tiles and photos from few colours, so many rows and columns repeat."""
+    rng = np.random.default_rng(seed)
+    colours = rng.random((6, 3))
+    tile_colour = colours[rng.integers(0, 6, tiles)]
+    photo_colour = colours[rng.integers(0, 6, photos)]
+    photo_colour += rng.normal(0, 0.02, photo_colour.shape) * (rng.random(photos) < 0.5)[:, None]
+    diff = tile_colour[:, None, :] - photo_colour[None, :, :]
+    return (diff**2).mean(axis=2).astype(np.float32)
+
+
+@pytest.mark.parametrize(("tiles", "photos"), [(200, 200), (190, 200), (150, 400), (40, 500)])
+@pytest.mark.parametrize("options", MODES)
+def test_matches_scipy_on_structured(tiles: int, photos: int,
+                                     options: dict[str, object]) -> None:
+    cost = structured_costs(tiles, photos, seed=tiles * photos)
+    check_solution(cost, None, scipy_objective(cost), **options)
+
+
+@pytest.mark.parametrize("options", MODES)
+def test_matches_scipy_with_exact_ties(options: dict[str, object]) -> None:
+    rng = np.random.default_rng(2)
+    few_values = (rng.integers(0, 3, (150, 160)) / 3).astype(np.float32)
+    check_solution(few_values, None, scipy_objective(few_values), **options)
+    repeated = np.repeat(rng.random((6, 160)).astype(np.float32), 25, axis=0)
+    check_solution(repeated, None, scipy_objective(repeated), **options)
+
+
+def test_weights_match_scipy_on_scaled_matrix() -> None:
+    cost = structured_costs(100, 110, seed=3)
+    weights = np.random.default_rng(3).uniform(0.5, 4.0, 100)
+    check_solution(cost, weights, scipy_objective(cost * weights[:, None]))
+
+
+def test_float64_and_non_contiguous_input() -> None:
+    cost = structured_costs(80, 90, seed=5).astype(np.float64)
+    expected = scipy_objective(cost)
+    check_solution(cost, None, expected)
+    fortran = np.asfortranarray(cost)
+    check_solution(fortran, None, expected)
+    wide = np.zeros((80, 180))
+    wide[:, ::2] = cost
+    wide[:, 1::2] = 1.0
+    check_solution(wide[:, ::2], None, expected)
+
+
+def test_constant_matrix_and_edge_shapes() -> None:
+    check_solution(np.full((30, 40), 0.25, dtype=np.float32), None, 30 * 0.25)
+    check_solution(np.array([[0.5]]), None, 0.5)
+    photo_of_tile, bound = solve_dense_with_bound(np.zeros((0, 4)))
+    assert photo_of_tile.shape == (0,)
+    assert bound == 0.0
+
+
+def test_solve_dense_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="rows"):
+        solve_dense(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="NaN"):
+        solve_dense(np.array([[0.0, np.nan]]))
+    with pytest.raises(ValueError, match="2-D"):
+        solve_dense(np.zeros(3))
+
+
+def test_assign_optimal_reports_proven_optimum() -> None:
+    cost = structured_costs(60, 64, seed=11)
+    weights = np.linspace(1.0, 2.0, 60)
+    result = assign_optimal(cost, weights)
+    assert result.status == "optimal"
+    assert result.gap is not None
+    assert 0.0 <= result.gap <= 1e-9
+    assert "auction" in result.message
+    expected = scipy_objective(cost * weights[:, None])
+    assert result.objective == pytest.approx(expected, rel=1e-6)
+    assert np.unique(result.photo_of_tile).size == 60
+
+
+def test_assign_optimal_rejects_too_few_photos() -> None:
+    with pytest.raises(MosaicError):
+        assign_optimal(np.zeros((5, 4), dtype=np.float32))
