@@ -19,6 +19,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from flows import local_server
+from flows.cli_sources import import_app, scrape_app
 from flows.cli_weights import weights as weights_command
 from mosaic.errors import MosaicError
 from mosaic.importance import DEFAULT_FACE_WEIGHT, DEFAULT_FALLOFF, DEFAULT_PERSON_WEIGHT
@@ -93,6 +94,11 @@ def ensure_prefect_api() -> None:
     os.environ["PREFECT_API_URL"] = _temporary_server.api_url
 
 
+def temporary_server_running() -> bool:
+    """True when this process started a temporary Prefect server."""
+    return _temporary_server is not None
+
+
 def wait_for_prefect_api() -> None:
     """Block until the temporary server (if any) answers."""
     if _temporary_server is not None:
@@ -133,7 +139,7 @@ def run_build(options: Any, quiet: bool, verbose: bool) -> dict[str, Any]:
     """Run the build flow with progress bars and turn input errors into exit status 2."""
     from mosaic import progress
 
-    if not quiet and _temporary_server is not None:
+    if not quiet and temporary_server_running():
         typer.echo("mosaic: using a temporary Prefect server (about 15 s to start); "
                    "`mosaic server start` keeps one running for faster runs", err=True)
     reporter = _progress_reporter(quiet)
@@ -160,9 +166,16 @@ def run_build(options: Any, quiet: bool, verbose: bool) -> dict[str, Any]:
 
 @app.command()
 def build(
-    photos: Annotated[Path, typer.Option(help="Folder of photos (searched recursively).")],
     target: Annotated[Path, typer.Option(help="The picture the mosaic reproduces.")],
     out: Annotated[Path, typer.Option(help="Output image (.jpg, .png, .tif).")],
+    photos: Annotated[Optional[Path], typer.Option(
+        help="Folder of photos (searched recursively).")] = None,
+    instagram: Annotated[Optional[str], typer.Option(
+        help="Instagram username: scrape its photos (or reuse those already saved) and "
+             "build from them; saved in --photos or mosaic-runs/instagram/USERNAME.")
+    ] = None,
+    cookies: Annotated[Optional[Path], typer.Option(
+        help="Netscape cookies file for --instagram (never logged or stored).")] = None,
     grid: Annotated[Optional[str], typer.Option(help="ROWSxCOLS, e.g. 40x30.")] = None,
     tiles: Annotated[Optional[int], typer.Option(help="Number of tiles wanted.")] = None,
     size: Annotated[Optional[str], typer.Option(
@@ -210,8 +223,19 @@ def build(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")
                        ] = False,
 ) -> None:
-    """Build a mosaic of TARGET from the photos in PHOTOS."""
+    """Build a mosaic of TARGET from the photos in PHOTOS (or of an Instagram account)."""
     ensure_prefect_api()
+    if instagram is not None:
+        from flows.cli_sources import fetch_instagram_photos, instagram_photos_dir
+
+        _setup_logging(verbose)
+        try:
+            photos = fetch_instagram_photos(instagram, photos or instagram_photos_dir(instagram),
+                                            cookies=cookies)
+        except MosaicError as exc:
+            fail(str(exc))
+    elif photos is None:
+        fail("give --photos DIR or --instagram USERNAME")
     weighting = make_weighting(weights, face_weight, person_weight, falloff, segmenter,
                                pointrend_config, pointrend_weights)
     options = make_options(photos, target, out, grid, tiles, size, dpi, tile_px, method,
@@ -339,6 +363,8 @@ def demo(
 server_app = typer.Typer(help="A long-lived local Prefect server (127.0.0.1:4200).",
                          no_args_is_help=True)
 app.add_typer(server_app, name="server")
+app.add_typer(scrape_app, name="scrape")
+app.add_typer(import_app, name="import")
 
 
 @server_app.command("start")

@@ -1,0 +1,197 @@
+"""The scrape flow with a real Prefect API: 300 posts with faults, retries, caching, artifacts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from mosaic.files import sha256_bytes
+from mosaic.sources import manifest
+from mosaic.sources.download import FetchSettings, RetryPolicy
+from mosaic.sources.instagram_web import ScrapeSettings
+from tests.fixtures.fake_instagram import FakeInstagram, Post, make_posts
+
+FAST = FetchSettings(connect_timeout=2.0, read_timeout=1.0,
+                     retry=RetryPolicy(attempts=4, backoff=0.1, jitter=0.5))
+
+
+def _settings(site: FakeInstagram, **kwargs: Any) -> ScrapeSettings:
+    values = {"base_url": site.base_url, "allow_hosts": (site.image_host,), "delay": 0.0,
+              "fetch": FAST, "idle_timeout": 8.0, **kwargs}
+    return ScrapeSettings(**values)
+
+
+def _artifact(flow_run_id: UUID) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            key=ArtifactFilterKey(any_=["instagram-scrape"])))
+    assert len(artifacts) == 1
+    return str(artifacts[0].data)
+
+
+def _all_text(folder: Path) -> str:
+    return "\n".join(p.read_bytes().decode("latin-1") for p in folder.rglob("*") if p.is_file())
+
+
+def _post_url(site: FakeInstagram, post: Post) -> str:
+    return f"{site.base_url}/p/{post.code}/"
+
+
+def test_failed_posts_are_retried_then_only_they_are_fetched_again(prefect_api, tmp_path):
+    from flows.scrape_instagram import ScrapeIncompleteError, ScrapeRequest, run_scrape
+
+    posts = make_posts(10, carousels=2, videos=1, reels=0, seed=21, variants=("v1",), og_every=0)
+    images = [p for p in posts if p.kind == "image"]
+    flaky, broken = images[0], images[1]
+    with FakeInstagram(posts) as site:
+        urls = [_post_url(site, p) for p in posts] + [f"{site.base_url}/p/GONE1/"]
+        settings = _settings(site, fetch=FetchSettings(
+            read_timeout=1.0, retry=RetryPolicy(attempts=2, backoff=0.05)))
+        site.force_faults(f"/p/{flaky.code}/", ["500", "503", "500"])
+        broken_image = site.image_path(broken.photos[0], 1080)
+        site.force_faults(broken_image, ["500"] * 20)
+        request = ScrapeRequest(out_dir=str(tmp_path / "photos"), workdir=str(tmp_path / "work"),
+                                settings=settings, post_urls=tuple(urls), retries=2,
+                                retry_delay=0.1)
+        state = run_scrape(request, return_state=True)
+        assert state.is_failed()
+        error = state.result(raise_on_failure=False)
+        assert isinstance(error, ScrapeIncompleteError)
+        reasons = {f["url"]: f["reason"] for f in error.summary["failures"]}
+        assert set(reasons) == {_post_url(site, broken), urls[-1]}
+        assert "HTTP 404" in reasons[urls[-1]] and "HTTP 500" in reasons[_post_url(site, broken)]
+        pages = site.requested("page")
+        assert pages[f"/p/{flaky.code}/"] == 4  # 2 in-request tries, then a task retry
+        assert pages["/p/GONE1/"] == 1  # a 404 is not retried
+        assert site.requested("image")[broken_image] == 6  # 2 tries x 3 task runs
+        artifact = _artifact(state.state_details.flow_run_id)
+        assert "## Failures" in artifact and "GONE1" in artifact and "HTTP 404" in artifact
+        posts_now = manifest.read_manifest(tmp_path / "photos")["posts"]
+        assert posts_now[broken.code]["status"] == "failed"
+
+        site.force_faults(broken_image, [])
+        lost = images[2]
+        lost_file = posts_now[lost.code]["images"][0]["file"]
+        (tmp_path / "photos" / lost_file).unlink()  # its cached result is stale now
+        (tmp_path / "photos" / "manifest.json").unlink()  # only Prefect's cache is left
+        before = site.requested("page")
+        with pytest.raises(ScrapeIncompleteError, match="1 of 11 posts failed"):
+            run_scrape(request)
+        after = site.requested("page")
+        fetched = {path for path in after if after[path] != before[path]}
+        assert fetched == {f"/p/{broken.code}/", "/p/GONE1/", f"/p/{lost.code}/"}
+        assert (tmp_path / "photos" / lost_file).is_file()
+        rebuilt = manifest.read_manifest(tmp_path / "photos")["posts"]
+        assert rebuilt[broken.code]["status"] == "done"
+        assert {code for code, e in rebuilt.items() if e["status"] in {"done", "video"}} == {
+            p.code for p in posts}
+
+
+@dataclass
+class Scrape:
+    site: FakeInstagram
+    root: Path
+    out: Path
+    summary: dict[str, Any]
+    artifact: str
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def scrape300(prefect_api, tmp_path_factory) -> Iterator[Scrape]:
+    """One scrape of a 300-post profile (40 carousels, 20 videos) with 10 % transient faults."""
+    from flows.scrape_instagram import ScrapeRequest, run_scrape
+
+    posts = make_posts(300, carousels=40, videos=20, reels=8, seed=1)
+    root = tmp_path_factory.mktemp("scrape300")
+    with FakeInstagram(posts, fault_rate=0.10, slow_seconds=1.5) as site:
+        name, secret = site.session_cookie
+        cookies = root / "cookies.txt"
+        cookies.write_text("# Netscape HTTP Cookie File\n"
+                           f"127.0.0.1\tFALSE\t/\tFALSE\t0\t{name}\t{secret}\n")
+        request = ScrapeRequest(out_dir=str(root / "photos"), workdir=str(root / "work"),
+                                settings=_settings(site, cookies=str(cookies)),
+                                username=site.username, retry_delay=0.2)
+        started = time.perf_counter()
+        state = run_scrape(request, return_state=True)
+        seconds = time.perf_counter() - started
+        summary = state.result()
+        yield Scrape(site, root, root / "photos", summary,
+                     _artifact(state.state_details.flow_run_id), seconds)
+
+
+def test_every_image_is_downloaded_exactly_once(scrape300):
+    site = scrape300.site
+    expected = site.expected_downloads()
+    downloads = site.downloads()
+    assert {path: downloads[path] for path in expected} == dict.fromkeys(expected, 1)
+    assert set(downloads) == set(expected)
+    requested = site.requested("image")
+    assert not set(requested) & site.forbidden_paths()  # no video, cover or small size
+
+
+def test_the_folder_holds_the_images_byte_for_byte_and_nothing_else(scrape300):
+    expected = {sha256_bytes(data): data for data in scrape300.site.expected_downloads().values()}
+    files = {p.name for p in scrape300.out.iterdir()}
+    assert files == {f"{sha}.jpg" for sha in expected} | {"manifest.json"}
+    for sha, data in expected.items():
+        assert (scrape300.out / f"{sha}.jpg").read_bytes() == data
+    assert sorted(p.name for p in scrape300.root.iterdir()) == ["cookies.txt", "photos", "work"]
+    assert not [p for p in (scrape300.root / "work").rglob("*") if "chromium" in p.name]
+
+
+def test_manifest_records_every_post(scrape300):
+    site = scrape300.site
+    posts = manifest.read_manifest(scrape300.out)["posts"]
+    listed = [p for p in site.posts if p.kind != "reel"]
+    assert set(posts) == {p.code for p in listed}
+    for post in listed:
+        entry = posts[post.code]
+        if post.kind == "video":
+            assert entry["status"] == "video" and entry["images"] == []
+            continue
+        assert entry["status"] == "done"
+        assert entry["date"] or post.variant == "og"  # a thumbnail-only page has no date
+        width = 320 if post.variant == "og" else 1080
+        assert [image["sha256"] for image in entry["images"]] == [
+            sha256_bytes(site.jpeg(photo.seed, width)) for photo in post.photos if not photo.video]
+        assert entry["skipped_videos"] == sum(photo.video for photo in post.photos)
+        assert all((scrape300.out / image["file"]).is_file() for image in entry["images"])
+
+
+def test_summary_and_artifact(scrape300):
+    summary, site = scrape300.summary, scrape300.site
+    videos = [p for p in site.posts if p.kind == "video"]
+    assert summary["posts_listed"] == 292 and summary["reels_skipped"] == 8
+    assert summary["video_posts"] == len(videos) == 12
+    assert summary["images"] == summary["new_images"] == len(site.expected_downloads())
+    assert summary["failures"] == []
+    faults = site.fault_count()
+    assert sum(faults.values()) >= 50 and faults["fault:429"] > 0
+    assert summary["retries"] > 0
+    artifact = scrape300.artifact
+    assert "| posts listed | 292 |" in artifact
+    assert f"| images | {summary['images']} (" in artifact
+    assert "skipped videos" in artifact and "failed posts | 0" in artifact
+
+
+def test_cookies_are_never_stored(scrape300):
+    _, secret = scrape300.site.session_cookie
+    assert secret not in _all_text(scrape300.out)
+    assert secret not in _all_text(scrape300.root / "work")
+    assert secret not in scrape300.artifact
+    assert secret not in repr(scrape300.summary)
