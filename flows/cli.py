@@ -36,6 +36,9 @@ app.command("weights")(weights_command)
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
 EXIT_BAD_INPUT = 2
+DEFAULT_CROPS = 7
+"""Seven crop candidates beat phomo's optimal mode on tile error and SSIM on every shared
+target (benchmarks/bench_peers.py); one crop loses SSIM on four of five."""
 
 
 def fail(message: str) -> None:
@@ -191,8 +194,9 @@ def build(
     metric: Annotated[str, typer.Option(help="Colour space of the scores: lab or rgb.")
                       ] = "lab",
     crops: Annotated[int, typer.Option(
-        help="Crop candidates per photo (1 = centre square; up to 7 tries the ends of the "
-             "long side and zoomed corners, keeping the best).")] = 1,
+        help="Square crop candidates per photo: the centre, the two ends of the long side "
+             "and four zoomed corners; the best per tile is used (1 = centre only).")
+    ] = DEFAULT_CROPS,
     feature_size: Annotated[int, typer.Option(help="Scoring resolution (s x s).")] = 16,
     workdir: Annotated[Optional[Path], typer.Option(
         help="Run folder for intermediate files (default ./mosaic-runs/<target name>).")
@@ -352,7 +356,8 @@ def demo(
     manifest = json.loads((SAMPLES / "demo.json").read_text(encoding="utf-8"))
     options = make_options(
         SAMPLES / "photos", SAMPLES / manifest["target"], out_dir / "mosaic.jpg", None, None,
-        None, None, manifest.get("tile_px"), "optimal", "lab", manifest.get("crops", 1), 16,
+        None, None, manifest.get("tile_px"), "optimal", "lab",
+        manifest.get("crops", DEFAULT_CROPS), 16,
         out_dir, out_dir / "metrics.json", 100_000_000, True, WeightRequest())
     _setup_logging(False)
     started = time.perf_counter()

@@ -22,6 +22,6 @@ class BuildOptions:
     method: str = "optimal"
     metric: str = "lab"
     feature_size: int = 16
-    crops: int = 1
+    crops: int = 7
     compare: bool = True
     max_pixels: int = DEFAULT_MAX_PIXELS
