@@ -7,7 +7,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The virtual environment is rebuilt when the project's dependencies change.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: setup system-deps demo test lint bench clean
+PEERS := .venv-peers
+
+.PHONY: setup system-deps demo test lint bench bench-weights bench-peers clean
 
 setup: $(STAMP)
 
@@ -35,8 +37,20 @@ lint: setup
 test: setup system-deps lint
 	$(BIN)/python -m pytest
 
+# Benchmarks print tables; they need the shared photo set in ../shared/data/.
 bench: setup
 	$(BIN)/python -m benchmarks
 
+bench-weights: setup
+	$(BIN)/python -m benchmarks.bench_weights
+
+# phomo (PyPI) in a side virtual environment, compared on the shared photos and targets.
+$(PEERS)/bin/phomo:
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet phomo==1.2.0
+
+bench-peers: setup $(PEERS)/bin/phomo
+	$(BIN)/python -m benchmarks.bench_peers
+
 clean:
-	rm -rf mosaic-runs build *.egg-info
+	rm -rf mosaic-runs build *.egg-info $(PEERS)

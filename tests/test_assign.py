@@ -78,3 +78,24 @@ def test_result_round_trips_through_json():
     again = Assignment.from_dict(result.to_dict())
     np.testing.assert_array_equal(again.photo_of_tile, result.photo_of_tile)
     assert again.objective == result.objective and again.method == "optimal"
+
+
+def _full_sort_greedy(cost):
+    tiles, photos = cost.shape
+    photo_of_tile = np.full(tiles, -1)
+    free = np.ones(photos, dtype=bool)
+    for flat in np.argsort(cost, axis=None, kind="stable").tolist():
+        t, p = divmod(flat, photos)
+        if photo_of_tile[t] < 0 and free[p]:
+            photo_of_tile[t], free[p] = p, False
+    return photo_of_tile
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_banded_greedy_equals_a_full_sort(seed):
+    rng = np.random.default_rng(seed)
+    tiles = int(rng.integers(1, 300))
+    cost = rng.random((tiles, tiles + int(rng.integers(0, 50)))).astype(np.float32)
+    if seed % 2:
+        cost = np.round(cost * 6) / 6  # ties broken by (tile, photo) index
+    np.testing.assert_array_equal(assign_greedy(cost).photo_of_tile, _full_sort_greedy(cost))

@@ -81,7 +81,8 @@ def _round_solution(values: np.ndarray, tiles: int, photos: int, method: str) ->
     return photo_of_tile.astype(np.int64)
 
 
-def assign_lp_highs(cost: np.ndarray, weights: np.ndarray | None = None) -> Assignment:
+def assign_lp_highs(cost: np.ndarray, weights: np.ndarray | None = None,
+                    time_limit: float | None = None) -> Assignment:
     """Solve the assignment LP in matrix form with HiGHS (dual simplex).
 
     Variables ``x[t, p]`` in [0, 1], row-major; rows 0..T-1 say ``sum_p x[t, p] = 1``,
@@ -91,6 +92,8 @@ def assign_lp_highs(cost: np.ndarray, weights: np.ndarray | None = None) -> Assi
     ----------
     cost : ndarray, shape (T, P)
     weights : ndarray, shape (T,), optional
+    time_limit : float, optional
+        Seconds HiGHS may take; past it a ``TimeoutError`` is raised.
 
     Returns
     -------
@@ -122,9 +125,13 @@ def assign_lp_highs(cost: np.ndarray, weights: np.ndarray | None = None) -> Assi
     matrix.value_ = np.ones(2 * n)
     lp.a_matrix_ = matrix
     solver = new_highs()
+    if time_limit is not None:
+        solver.setOptionValue("time_limit", float(time_limit))
     solver.passModel(lp)
     solver.run()
     status = solver.getModelStatus()
+    if status == highspy.HighsModelStatus.kTimeLimit:
+        raise TimeoutError(f"HiGHS did not finish within {time_limit} s")
     if status != highspy.HighsModelStatus.kOptimal:
         raise RuntimeError(f"HiGHS stopped with status {solver.modelStatusToString(status)}")
     photo_of_tile = _round_solution(np.asarray(solver.getSolution().col_value), tiles, photos,
