@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
 PEERS := .venv-peers
 
-.PHONY: setup system-deps demo test lint bench bench-weights bench-peers clean
+.PHONY: setup system-deps demo test lint bench bench-weights bench-peers clean ui stop-ui deploy
 
 setup: $(STAMP)
 
@@ -32,7 +32,7 @@ demo: setup
 	$(BIN)/mosaic demo
 
 lint: setup
-	$(BIN)/ruff check mosaic tasks flows tests benchmarks
+	$(BIN)/ruff check mosaic tasks flows tests benchmarks deployments
 
 test: setup system-deps lint
 	$(BIN)/python -m pytest
@@ -51,6 +51,18 @@ $(PEERS)/bin/phomo:
 
 bench-peers: setup $(PEERS)/bin/phomo
 	$(BIN)/python -m benchmarks.bench_peers
+
+# Prefect server + UI on 127.0.0.1:4200 and a process worker (pool "mosaic"), in the background.
+ui: setup
+	$(BIN)/python deployments/service.py start
+
+# Stops the worker, the runs it started and the server: nothing is left running.
+stop-ui:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python deployments/service.py stop; fi
+
+# Work pool and Instagram rate limit if missing, then `prefect deploy --all` (prefect.yaml).
+deploy: setup
+	$(BIN)/python deployments/deploy.py
 
 clean:
 	rm -rf mosaic-runs build *.egg-info $(PEERS)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact
 from prefect.states import State
 
+from flows.artifacts import publish_build_artifacts
 from mosaic.features import METRICS
 from mosaic.files import FileRef, remove_stale_temporaries
 from mosaic.options import BuildOptions
@@ -146,8 +146,8 @@ def build_mosaic(options: BuildOptions) -> dict[str, Any]:
                             metrics_path=str(Path(options.metrics).resolve()),
                             report_dir=str(Path(options.metrics).resolve().parent),
                             weighting=weighting)
-    create_markdown_artifact(markdown=reported["markdown"], key="mosaic-report",
-                             description=f"Mosaic {metrics['output']}")
+    publish_build_artifacts(reported, log.step_seconds, log.cached,
+                            time.perf_counter() - started)
     return reported["metrics"]
 
 

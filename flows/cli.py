@@ -19,6 +19,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from flows import local_server
+from flows.cli_runs import runs as runs_command
 from flows.cli_sources import import_app, scrape_app
 from flows.cli_weights import weights as weights_command
 from mosaic.errors import MosaicError
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 
 app.command("weights")(weights_command)
+app.command("runs")(runs_command)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"

@@ -63,6 +63,7 @@ def _prefect_command() -> str:
 def _server_env() -> dict[str, str]:
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
     env.pop("PREFECT_API_URL", None)
+    env.pop("PREFECT_UI_API_URL", None)
     return env
 
 
@@ -147,7 +148,7 @@ def start(wait_seconds: float = 120.0) -> int:
         process = subprocess.Popen(
             [_prefect_command(), "server", "start", "--host", HOST, "--port", str(PORT)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=_server_env(), start_new_session=True)
+            env={**_server_env(), "PREFECT_UI_API_URL": API_URL}, start_new_session=True)
     PID_FILE.write_text(str(process.pid))
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:

@@ -2,8 +2,9 @@
 
 Wiring only: one task lists the posts (headless Chromium on the profile), then one mapped
 task per post fetches its page and images, with retries for network faults and a cache on
-the post URL, so rerunning a failed run fetches only the posts that failed. A markdown
-artifact summarises the run; a progress artifact follows it.
+the post URL, so rerunning (or retrying) a failed run fetches only the posts that failed.
+A markdown artifact summarises the run (with a few of the photos), a table artifact times
+its stages and a progress artifact follows it as posts finish.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
+from flows import artifacts
 from mosaic.files import remove_stale_temporaries
 from mosaic.sources import manifest
 from mosaic.sources.instagram_web import (
@@ -210,23 +212,30 @@ def scrape_instagram(request: ScrapeRequest) -> dict[str, Any]:
     out_dir = str(Path(request.out_dir).resolve())
     stale = _prepare_output(out_dir, request)
     workdir = Path(request.workdir).resolve()
+    host_limit = tasks.host_rate_limit()
     if request.username:
         listing = tasks.list_posts(request.username, request.settings, str(workdir),
-                                   request.max_posts)
+                                   request.max_posts, host_limit)
     else:
         listing = {"posts": list(request.post_urls), "reels": list(request.reels)}
+    listed = time.perf_counter()
     post_task = tasks.scrape_post.with_options(
         result_storage=workdir / "prefect-results", retries=request.retries,
         retry_delay_seconds=exponential_backoff(backoff_factor=request.retry_delay))
     results, failures, cached = _fetch_posts(post_task, listing["posts"], out_dir,
-                                             request.settings)
+                                             request.settings, host_limit)
+    fetched = time.perf_counter()
     _complete_manifest(out_dir, results.values())
     _record_failures(out_dir, failures)
     summary = _summary(request, listing, results, failures, cached, stale,
                        time.perf_counter() - started)
     summary["out_dir"] = out_dir
-    create_markdown_artifact(markdown=_markdown(summary), key="instagram-scrape",
-                             description=f"Instagram photos: {summary['source']}")
+    preview = artifacts.photos_preview(out_dir, (r["entry"] for r in results.values()))
+    create_markdown_artifact(markdown=_markdown(summary) + preview, key="instagram-scrape",
+                             description=artifacts.scrape_description(summary))
+    artifacts.publish_scrape_timings({"list posts": listed - started,
+                                      "fetch posts": fetched - listed},
+                                     time.perf_counter() - started)
     _raise_for_failures(summary, failures, request.settings.base_url)
     return summary
 
@@ -264,18 +273,20 @@ def _prepare_output(out_dir: str, request: ScrapeRequest) -> int:
     return stale
 
 
-def _fetch_posts(post_task: Any, urls: list[str], out_dir: str, settings: ScrapeSettings
+def _fetch_posts(post_task: Any, urls: list[str], out_dir: str, settings: ScrapeSettings,
+                 host_limit: str | None = None
                  ) -> tuple[dict[str, dict[str, Any]], dict[str, BaseException], set[str]]:
     """Run one task per post; fetch again the cached posts whose files have gone."""
     run_key = uuid.uuid4().hex
     futures = post_task.map(post_url=urls, out_dir=unmapped(out_dir),
-                            settings=unmapped(settings), run_key=unmapped(run_key))
+                            settings=unmapped(settings), run_key=unmapped(run_key),
+                            host_limit=unmapped(host_limit))
     results, failures, cached = _gather(list(futures), urls)
     stale = [url for url in cached if _missing_files(out_dir, results[url])]
     if stale:
         refreshed = post_task.with_options(refresh_cache=True).map(
             post_url=stale, out_dir=unmapped(out_dir), settings=unmapped(settings),
-            run_key=unmapped(run_key))
+            run_key=unmapped(run_key), host_limit=unmapped(host_limit))
         again, again_failed, _ = _gather(list(refreshed), stale)
         results.update(again)
         failures.update(again_failed)
@@ -296,7 +307,8 @@ def _raise_for_failures(summary: dict[str, Any], failures: dict[str, BaseExcepti
         first = summary["failures"][0]
         raise ScrapeIncompleteError(
             f"{len(failures)} of {summary['posts_listed']} posts failed (first: "
-            f"{first['url']}: {first['reason']}); run the same command again to retry them",
+            f"{first['url']}: {first['reason']}); run the same command again, or retry the "
+            "flow run, to fetch only them",
             summary)
 
 
