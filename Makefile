@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
 PEERS := .venv-peers
 
-.PHONY: setup system-deps demo test lint bench bench-weights bench-peers clean ui stop-ui deploy
+.PHONY: setup system-deps demo test lint bench bench-weights bench-peers bench-scale bench-faces clean ui stop-ui deploy
 
 setup: $(STAMP)
 
@@ -43,6 +43,12 @@ bench: setup
 
 bench-weights: setup
 	$(BIN)/python -m benchmarks.bench_weights
+
+bench-faces: setup
+	$(BIN)/python -m benchmarks.bench_faces
+
+bench-scale: setup
+	$(BIN)/python -m benchmarks.bench_scale
 
 # phomo (PyPI) in a side virtual environment, compared on the shared photos and targets.
 $(PEERS)/bin/phomo:

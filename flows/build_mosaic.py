@@ -21,7 +21,9 @@ from mosaic.features import METRICS
 from mosaic.files import FileRef, remove_stale_temporaries
 from mosaic.options import BuildOptions
 from mosaic.steps import METHODS
+from mosaic.steps_scale import choose_assignment
 from tasks import build as tasks
+from tasks import scale as scale_tasks
 from tasks.caching import refs_intact
 
 logger = logging.getLogger("mosaic.build")
@@ -47,6 +49,17 @@ def _run(task: Any, log: _RunLog, label: str, **kwargs: Any) -> Any:
     elif isinstance(result, dict) and "seconds" in result:
         log.step_seconds[label] = float(result["seconds"])
     return result
+
+
+def _baselines(cost: dict[str, str], method: str, weights: dict[str, str] | None,
+               workdir: str, log: _RunLog) -> list[dict[str, Any]]:
+    """Greedy (same weights) and, when weighted, the unweighted optimum, for the report."""
+    baselines = [("greedy", weights)] if method != "greedy" else []
+    if weights is not None:
+        baselines.append(("optimal", None))
+    return [_run(tasks.arrange, log, f"{name} baseline", cost=cost, method=name,
+                 workdir=workdir, weights=baseline_weights)
+            for name, baseline_weights in baselines]
 
 
 def peak_rss_mb() -> float:
@@ -82,21 +95,30 @@ def build_mosaic(options: BuildOptions) -> dict[str, Any]:
     if weighting["note"]:
         logger.warning(weighting["note"])
     weights = None if weighting["uniform"] else weighting["weights"]
-    scored = _run(tasks.score, log, "score", thumbs=library["thumbs"],
-                  tiles=prepared["tiles"], metric=options.metric, workdir=workdir)
-    chosen = _run(tasks.arrange, log, "solve", cost=scored["cost"], method=options.method,
-                  workdir=workdir, weights=weights)
-    comparison = [chosen]
-    if options.compare:
-        baselines = [("greedy", weights)] if options.method != "greedy" else []
-        if weights is not None:
-            baselines.append(("optimal", None))
-        for method, baseline_weights in baselines:
-            comparison.append(_run(tasks.arrange, log, f"{method} baseline",
-                                   cost=scored["cost"], method=method, workdir=workdir,
-                                   weights=baseline_weights))
+    tiles = prepared["rows"] * prepared["cols"]
+    plan = choose_assignment(options.method, tiles, library["photos"], options.crops,
+                             options.feature_size, options.scale)
+    logger.info("method: %s", plan["reason"])
+    if plan["method"] == "regional":
+        chosen = _run(scale_tasks.arrange_regional, log, "solve", thumbs=library["thumbs"],
+                      tiles=prepared["tiles"], metric=options.metric,
+                      grid=(prepared["rows"], prepared["cols"]), workdir=workdir,
+                      weights=weights, request=options.scale, regions=plan["regions"])
+        log.step_seconds["score"] = 0.0 if "solve" in log.cached else chosen["score_seconds"]
+        best_crop, where = chosen["tile_crop"], chosen["where"]
+        comparison = [chosen]  # the baselines need the dense matrix this method avoids
+    else:
+        scored = _run(scale_tasks.score_blocks, log, "score", thumbs=library["thumbs"],
+                      tiles=prepared["tiles"], metric=options.metric, workdir=workdir,
+                      request=options.scale)
+        best_crop, where = scored["best_crop"], scored["where"]
+        chosen = _run(tasks.arrange, log, "solve", cost=scored["cost"], method=plan["method"],
+                      workdir=workdir, weights=weights)
+        comparison = [chosen]
+        if options.compare:
+            comparison += _baselines(scored["cost"], plan["method"], weights, workdir, log)
     rendered = _run(tasks.render, log, "render", assignment=chosen["assignment"],
-                    best_crop=scored["best_crop"], manifest=library["manifest"],
+                    best_crop=best_crop, manifest=library["manifest"],
                     layout=prepared["layout"], out=str(Path(options.out).resolve()),
                     dpi=options.layout.dpi)
     seconds = log.step_seconds
@@ -110,10 +132,17 @@ def build_mosaic(options: BuildOptions) -> dict[str, Any]:
         "skipped": library["skipped"],
         "duplicates": library["duplicates"],
         "near_duplicates": library["near_duplicates"],
-        "method": options.method,
+        "method": plan["method"],
+        "method_requested": plan["requested"],
+        "method_reason": plan["reason"],
         "solver": chosen["message"],
         "status": chosen["status"],
         "gap": chosen["gap"],
+        "lower_bound": chosen.get("lower_bound"),
+        "regional": chosen.get("regional"),
+        "max_memory_bytes": plan["max_memory_bytes"],
+        "dask": where,
+        "assignment_file": chosen["assignment"]["path"],
         "metric": options.metric,
         "feature_size": options.feature_size,
         "crops": options.crops,

@@ -191,8 +191,18 @@ def build(
         help="Tile side in output pixels (default 100, or what --size and --dpi give).")
     ] = None,
     method: Annotated[str, typer.Option(
-        help="optimal (exact assignment), greedy (best match first), lp (HiGHS LP), "
-             "lp-pulp (the blog's PuLP model).")] = "optimal",
+        help="auto (dense exact while the matrix fits --max-memory, else regional), "
+             "optimal (exact assignment), regional (regions solved exactly and stitched, "
+             "no dense matrix), greedy (best match first), lp (HiGHS LP), lp-pulp (the "
+             "blog's PuLP model).")] = "auto",
+    regions: Annotated[Optional[int], typer.Option(
+        help="Regions of --method regional (default: about 3,200 tiles each).")] = None,
+    max_memory: Annotated[Optional[str], typer.Option(
+        help="Memory budget of scoring and solving, e.g. 4GB (default: a third of the "
+             "RAM, at most 8 GB).")] = None,
+    dask_address: Annotated[Optional[str], typer.Option(
+        help="Score and solve on this Dask cluster, e.g. tcp://scheduler:8786 (default: "
+             "local threads).")] = None,
     metric: Annotated[str, typer.Option(help="Colour space of the scores: lab or rgb.")
                       ] = "lab",
     crops: Annotated[int, typer.Option(
@@ -244,9 +254,10 @@ def build(
         fail("give --photos DIR or --instagram USERNAME")
     weighting = make_weighting(weights, face_weight, person_weight, falloff, segmenter,
                                pointrend_config, pointrend_weights)
+    scale = make_scale(max_memory, regions, dask_address)
     options = make_options(photos, target, out, grid, tiles, size, dpi, tile_px, method,
                            metric, crops, feature_size, workdir, metrics, max_pixels, compare,
-                           weighting)
+                           weighting, scale)
     _setup_logging(verbose)
     started = time.perf_counter()
     result = run_build(options, quiet, verbose)
@@ -272,10 +283,24 @@ def make_weighting(mode: str, face_weight: float, person_weight: float, falloff:
                          weights_file)
 
 
+def make_scale(max_memory: str | None, regions: int | None, dask_address: str | None
+               ) -> Any:
+    """Check the large-problem options; build a ``ScaleRequest``."""
+    from mosaic.steps_scale import ScaleRequest
+
+    request = ScaleRequest(max_memory, regions, dask_address)
+    try:
+        request.check()
+    except MosaicError as exc:
+        fail(str(exc))
+    return request
+
+
 def make_options(photos: Path, target: Path, out: Path, grid: str | None, tiles: int | None,
                  size: str | None, dpi: float | None, tile_px: int | None, method: str,
                  metric: str, crops: int, feature_size: int, workdir: Path | None,
-                 metrics: Path | None, max_pixels: int, compare: bool, weighting: Any) -> Any:
+                 metrics: Path | None, max_pixels: int, compare: bool, weighting: Any,
+                 scale: Any = None) -> Any:
     """Check every argument that can be checked before the run; build ``BuildOptions``."""
     from mosaic.features import METRICS
     from mosaic.images import open_rgb
@@ -318,7 +343,7 @@ def make_options(photos: Path, target: Path, out: Path, grid: str | None, tiles:
         photos=str(photos), target=str(target), out=str(out), workdir=str(run_dir),
         metrics=str(metrics_path), layout=request, weighting=weighting, method=method,
         metric=metric, feature_size=feature_size, crops=crops, compare=compare,
-        max_pixels=max_pixels)
+        max_pixels=max_pixels, **({"scale": scale} if scale is not None else {}))
 
 
 def summarise(metrics: dict[str, Any], metrics_path: Path, seconds: float, quiet: bool
@@ -358,7 +383,7 @@ def demo(
     manifest = json.loads((SAMPLES / "demo.json").read_text(encoding="utf-8"))
     options = make_options(
         SAMPLES / "photos", SAMPLES / manifest["target"], out_dir / "mosaic.jpg", None, None,
-        None, None, manifest.get("tile_px"), "optimal", "lab",
+        None, None, manifest.get("tile_px"), "auto", "lab",
         manifest.get("crops", DEFAULT_CROPS), 16,
         out_dir, out_dir / "metrics.json", 100_000_000, True, WeightRequest())
     _setup_logging(False)

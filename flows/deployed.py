@@ -147,7 +147,7 @@ def build_mosaic_deployed(
     size: str | None = None,
     dpi: float | None = None,
     tile_px: int | None = 64,
-    method: str = "optimal",
+    method: str = "auto",
     metric: str = "lab",
     crops: int = 1,
     weights: str = "faces+people",

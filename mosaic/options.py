@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from mosaic.images import DEFAULT_MAX_PIXELS
 from mosaic.steps import LayoutRequest, WeightRequest
+from mosaic.steps_scale import ScaleRequest
 
 
 @dataclass
@@ -19,7 +20,8 @@ class BuildOptions:
     metrics: str
     layout: LayoutRequest = field(default_factory=LayoutRequest)
     weighting: WeightRequest = field(default_factory=WeightRequest)
-    method: str = "optimal"
+    scale: ScaleRequest = field(default_factory=ScaleRequest)
+    method: str = "auto"
     metric: str = "lab"
     feature_size: int = 16
     crops: int = 7

@@ -21,9 +21,8 @@ from mosaic.assign.exact import assign_optimal
 from mosaic.assign.greedy import assign_greedy
 from mosaic.assign.lp import assign_lp_highs, assign_lp_pulp
 from mosaic.assign.result import Assignment
-from mosaic.cost import cost_matrix
 from mosaic.errors import MosaicError
-from mosaic.features import Metric, tile_thumbnails, to_features
+from mosaic.features import tile_thumbnails
 from mosaic.files import FileRef, hash_jsonable, save_npy_atomic, write_json_atomic
 from mosaic.images import DEFAULT_MAX_PIXELS, open_rgb
 from mosaic.importance import (
@@ -55,7 +54,10 @@ from mosaic.report import (
 )
 from mosaic.sources.folder import list_photo_files
 
-METHODS = ("optimal", "greedy", "lp", "lp-pulp")
+DENSE_METHODS = ("optimal", "greedy", "lp", "lp-pulp")
+"""Methods that solve the dense cost matrix (:func:`solve`)."""
+METHODS = ("auto", "optimal", "regional", "greedy", "lp", "lp-pulp")
+"""Every ``--method``: "auto" picks dense "optimal" or "regional" by size and memory."""
 
 
 def _key(*parts: Any) -> str:
@@ -216,26 +218,6 @@ def weigh(detection: dict[str, str] | None, layout: dict[str, str], request: Wei
             "settings": settings, "note": note, "uniform": mode == "none"}
 
 
-def score(thumbs: dict[str, str], tiles: dict[str, str], metric: Metric, workdir: str
-          ) -> dict[str, Any]:
-    """The tiles x photos cost matrix (and winning crop per pair) as files."""
-    tile_features = to_features(_load(tiles), metric)
-    photo_thumbs = _load(thumbs)
-    started = time.perf_counter()
-    photo_features = to_features(photo_thumbs, metric)
-    with stage("score", photo_features.shape[0]) as advance:
-        cost, best_crop = cost_matrix(tile_features, photo_features, progress=advance)
-    seconds = time.perf_counter() - started
-    folder = Path(workdir) / "score" / _key(thumbs["sha256"], tiles["sha256"], metric)
-    save_npy_atomic(folder / "cost.npy", cost)
-    result: dict[str, Any] = {"cost": _ref(folder / "cost.npy"), "best_crop": None,
-                              "seconds": seconds}
-    if best_crop is not None:
-        save_npy_atomic(folder / "best_crop.npy", best_crop)
-        result["best_crop"] = _ref(folder / "best_crop.npy")
-    return result
-
-
 def solve(cost: np.ndarray, method: str, weights: np.ndarray | None = None) -> Assignment:
     """Run one assignment method on an in-memory cost matrix."""
     if method == "optimal":
@@ -246,13 +228,13 @@ def solve(cost: np.ndarray, method: str, weights: np.ndarray | None = None) -> A
         return assign_lp_highs(cost, weights)
     if method == "lp-pulp":
         return assign_lp_pulp(cost, weights)
-    raise MosaicError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
+    raise MosaicError(f"--method {method!r}: choose one of {', '.join(DENSE_METHODS)}")
 
 
 def arrange(cost: dict[str, str], method: str, workdir: str,
             weights: dict[str, str] | None = None) -> dict[str, Any]:
     """Solve the assignment with ``method`` (tile-weighted if given); save ``assignment.json``."""
-    matrix = _load(cost)
+    matrix = np.load(cost["path"], mmap_mode="r", allow_pickle=False)
     tile_weight = _load(weights) if weights is not None else None
     label = method if weights is not None else f"{method}, unweighted"
     with stage(f"solve ({label})", 1) as advance:
@@ -281,16 +263,24 @@ def load_assignment(ref: dict[str, str]) -> Assignment:
 def render(assignment: dict[str, str], best_crop: dict[str, str] | None,
            manifest: dict[str, str], layout: dict[str, str], out: str,
            dpi: float | None) -> dict[str, Any]:
-    """Draw the mosaic at print resolution into ``out``."""
+    """Draw the mosaic at print resolution into ``out``.
+
+    ``best_crop`` is the winning crop candidate of every (tile, photo) pair, or of every
+    tile's own photo (the regional method); None when photos have one candidate.
+    """
     started = time.perf_counter()
     plan = Layout.from_dict(json.loads(Path(layout["path"]).read_text(encoding="utf-8")))
     records = load_records(manifest["path"])
     photo_of_tile = load_assignment(assignment).photo_of_tile
-    crops = _load(best_crop) if best_crop is not None else None
+    crops = (np.load(best_crop["path"], mmap_mode="r", allow_pickle=False)
+             if best_crop is not None else None)
     sources = []
     for tile, photo in enumerate(photo_of_tile.tolist()):
         record = records[photo]
-        choice = int(crops[tile, photo]) if crops is not None else 0
+        if crops is None:
+            choice = 0
+        else:
+            choice = int(crops[tile] if crops.ndim == 1 else crops[tile, photo])
         sources.append((record.path, record.boxes[choice]))
     path = render_mosaic(plan, sources, out, dpi=dpi)
     return {"mosaic": _ref(path), "width": plan.output_size[0], "height": plan.output_size[1],

@@ -7,11 +7,7 @@ from typing import Any
 from prefect import task
 
 from mosaic import steps
-from mosaic.features import Metric
-from tasks.caching import input_hash_key
-
-_cached = {"cache_key_fn": input_hash_key, "persist_result": True,
-           "result_serializer": "json"}
+from tasks.caching import CACHED
 
 
 @task(name="scan-photos")
@@ -20,21 +16,21 @@ def scan_photos(photos_dir: str) -> list[tuple[str, str | None]]:
     return steps.scan_photos(photos_dir)
 
 
-@task(name="load-library", **_cached)
+@task(name="load-library", **CACHED)
 def load_library(photos: list[tuple[str, str | None]], workdir: str, feature_size: int,
                  crops: int, max_pixels: int) -> dict[str, Any]:
     """Decode photos into thumbnails; see :func:`mosaic.steps.load_library`."""
     return steps.load_library(photos, workdir, feature_size, crops, max_pixels)
 
 
-@task(name="find-people", **_cached)
+@task(name="find-people", **CACHED)
 def detect(target: dict[str, str], workdir: str, request: steps.WeightRequest,
            max_pixels: int) -> dict[str, Any]:
     """Faces and people of the target; see :func:`mosaic.steps.detect`."""
     return steps.detect(target, workdir, request, max_pixels)
 
 
-@task(name="prepare-target", **_cached)
+@task(name="prepare-target", **CACHED)
 def prepare_target(target: dict[str, str], photos: int, workdir: str,
                    request: steps.LayoutRequest, feature_size: int, max_pixels: int,
                    detection: dict[str, str] | None) -> dict[str, Any]:
@@ -43,28 +39,21 @@ def prepare_target(target: dict[str, str], photos: int, workdir: str,
                                 detection)
 
 
-@task(name="weigh-tiles", **_cached)
+@task(name="weigh-tiles", **CACHED)
 def weigh(detection: dict[str, str] | None, layout: dict[str, str],
           request: steps.WeightRequest, workdir: str) -> dict[str, Any]:
     """Tile weights and classes; see :func:`mosaic.steps.weigh`."""
     return steps.weigh(detection, layout, request, workdir)
 
 
-@task(name="score", **_cached)
-def score(thumbs: dict[str, str], tiles: dict[str, str], metric: Metric, workdir: str
-          ) -> dict[str, Any]:
-    """The cost matrix; see :func:`mosaic.steps.score`."""
-    return steps.score(thumbs, tiles, metric, workdir)
-
-
-@task(name="arrange", **_cached)
+@task(name="arrange", **CACHED)
 def arrange(cost: dict[str, str], method: str, workdir: str,
             weights: dict[str, str] | None) -> dict[str, Any]:
     """One assignment method; see :func:`mosaic.steps.arrange`."""
     return steps.arrange(cost, method, workdir, weights)
 
 
-@task(name="render", **_cached)
+@task(name="render", **CACHED)
 def render(assignment: dict[str, str], best_crop: dict[str, str] | None,
            manifest: dict[str, str], layout: dict[str, str], out: str, dpi: float | None
            ) -> dict[str, Any]:

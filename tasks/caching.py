@@ -32,3 +32,8 @@ def refs_intact(value: Any) -> bool:
     if isinstance(value, list):
         return all(refs_intact(v) for v in value)
     return True
+
+
+CACHED: dict[str, Any] = {"cache_key_fn": input_hash_key, "persist_result": True,
+                          "result_serializer": "json"}
+"""Task options of the cached steps: keyed on their inputs, results kept as JSON."""

@@ -1,0 +1,543 @@
+"""Scoring in blocks: photo x tile costs without holding more than a memory budget.
+
+The dense cost matrix grows as tiles x photos (50,000 x 50,000 float32 is 10 GB), so
+large problems score it in blocks of tiles x photos, fanned out with Dask: local threads
+by default, or the workers of a ``distributed.Client`` when a scheduler address is given.
+A full matrix is written block by block into a memory-mapped file
+(:func:`score_to_memmap`); the regional method (:mod:`mosaic.assign.regional`) instead
+runs reductions over the blocks and never stores the whole matrix.
+
+Every block is computed the same way from features centred once on their global mean
+(:func:`prepare_features`), so the cost of a pair does not depend on the block it is
+computed in up to float32 rounding (about 1e-7; the tests compare with
+:func:`mosaic.cost.cost_matrix`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import os
+import re
+import resource
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+from dask import delayed
+
+from mosaic.errors import MosaicError
+
+#: Bytes per unit of a memory size ("4GB" is 4 * 10^9 bytes, "4GiB" 4 * 2^30).
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+    "t": 10**12, "tb": 10**12,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+}
+_MEMORY_PATTERN = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*$")
+
+#: Default memory budget: this share of the machine's memory ...
+DEFAULT_MEMORY_SHARE = 1 / 3
+#: ... but at most this many bytes.
+DEFAULT_MEMORY_CAP = 8 * 10**9
+#: Photos per chunk inside a block (keeps float64 temporaries small).
+PHOTO_CHUNK = 4096
+#: Smallest and largest number of tiles in one scoring block.
+MIN_BLOCK_TILES = 16
+MAX_BLOCK_TILES = 4096
+
+
+def parse_memory(text: str | int | float) -> int:
+    """A memory size in bytes.
+
+    Parameters
+    ----------
+    text : str or number
+        ``"4GB"``, ``"512MB"``, ``"1.5GiB"``, ``"8G"`` or a plain number of bytes. Units
+        without "i" are decimal (GB = 10^9 bytes), with "i" binary (GiB = 2^30).
+
+    Returns
+    -------
+    int
+        Bytes.
+
+    Raises
+    ------
+    MosaicError
+        Not a size, an unknown unit, or not positive.
+    """
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        value, unit = float(text), ""
+    else:
+        match = _MEMORY_PATTERN.match(str(text))
+        if not match or match[2].lower() not in _UNITS:
+            raise MosaicError(f"--max-memory {text!r} is not understood: use e.g. 4GB, 512MB, "
+                              "1.5GiB or a number of bytes")
+        value, unit = float(match[1]), match[2].lower()
+    if not math.isfinite(value):
+        raise MosaicError(f"--max-memory {text!r} is not understood: use e.g. 4GB, 512MB, "
+                          "1.5GiB or a number of bytes")
+    size = int(value * _UNITS[unit])
+    if size <= 0:
+        raise MosaicError(f"--max-memory {text!r}: the budget must be positive")
+    return size
+
+
+def physical_memory() -> int:
+    """Bytes of physical memory of this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def default_max_memory() -> int:
+    """The memory budget when none is given: a third of the RAM, at most 8 GB."""
+    return min(DEFAULT_MEMORY_CAP, int(physical_memory() * DEFAULT_MEMORY_SHARE))
+
+
+def format_bytes(size: float) -> str:
+    """``size`` bytes as a short decimal string ("3.2 GB")."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{int(size)} B"
+
+
+def peak_memory_bytes() -> int:
+    """Peak resident memory of this process so far (Linux ``ru_maxrss``), in bytes."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@dataclass(frozen=True)
+class Features:
+    """Tile and photo features centred on a common mean, ready for block scoring.
+
+    A weighted cost ``w_t (|t|^2 + |p|^2 - 2 t.p) / D`` is one matrix product of
+    augmented rows: ``[-2 w_t t / D, w_t |t|^2 / D, w_t / D]`` for the tile and
+    ``[p, 1, |p|^2]`` for the photo, so a block needs no elementwise passes but the clip
+    at 0.
+
+    Attributes
+    ----------
+    tiles : ndarray of float32, shape (T, D)
+        Centred tile features.
+    tile_sq : ndarray of float32, shape (T,)
+        Their squared norms.
+    photos : ndarray of float32, shape (P, K, D + 2)
+        Centred photo features (K crop candidates; K = 1 without candidates), each
+        followed by 1 and its squared norm.
+    """
+
+    tiles: np.ndarray
+    tile_sq: np.ndarray
+    photos: np.ndarray
+
+    @property
+    def n_tiles(self) -> int:
+        """Number of tiles T."""
+        return int(self.tiles.shape[0])
+
+    @property
+    def n_photos(self) -> int:
+        """Number of photos P."""
+        return int(self.photos.shape[0])
+
+    @property
+    def n_crops(self) -> int:
+        """Crop candidates per photo K."""
+        return int(self.photos.shape[1])
+
+    @property
+    def dims(self) -> int:
+        """Feature length D."""
+        return int(self.tiles.shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the features."""
+        return self.tiles.nbytes + self.tile_sq.nbytes + self.photos.nbytes
+
+    def tile_rows(self, tiles: Index, weights: np.ndarray | None = None) -> np.ndarray:
+        """Augmented tile rows ``[-2 w t / D, w |t|^2 / D, w / D]`` (float32)."""
+        part = self.tiles[tiles]
+        scale = np.full(part.shape[0], 1.0 / self.dims, dtype=np.float32)
+        if weights is not None:
+            scale *= np.asarray(weights, dtype=np.float32)
+        rows = np.empty((part.shape[0], self.dims + 2), dtype=np.float32)
+        np.multiply(part, (-2.0 * scale)[:, None], out=rows[:, :-2])
+        rows[:, -2] = self.tile_sq[tiles] * scale
+        rows[:, -1] = scale
+        return rows
+
+
+def prepare_features(tile_features: np.ndarray, photo_features: np.ndarray) -> Features:
+    """Centre tile and photo features on their common mean, as :mod:`mosaic.cost` does.
+
+    Parameters
+    ----------
+    tile_features : ndarray, shape (T, D)
+    photo_features : ndarray, shape (P, D) or (P, K, D)
+        One row per photo, or K crop candidates per photo.
+
+    Returns
+    -------
+    Features
+    """
+    if photo_features.ndim == 2:
+        photo_features = photo_features[:, None, :]
+    if tile_features.ndim != 2 or photo_features.ndim != 3:
+        raise ValueError(f"bad feature shapes {tile_features.shape}, {photo_features.shape}")
+    if tile_features.shape[1] != photo_features.shape[2]:
+        raise ValueError(f"feature lengths differ: tiles {tile_features.shape[1]}, "
+                         f"photos {photo_features.shape[2]}")
+    for name, array in (("tile", tile_features), ("photo", photo_features)):
+        if not np.issubdtype(array.dtype, np.floating):
+            raise ValueError(f"{name} features must be floating point, got {array.dtype}")
+    dims = tile_features.shape[1]
+    flat = photo_features.reshape(-1, dims)
+    mean = (tile_features.mean(axis=0, dtype=np.float64) * 0.5
+            + flat.mean(axis=0, dtype=np.float64) * 0.5).astype(np.float32)
+    tiles = np.ascontiguousarray(tile_features, dtype=np.float32) - mean
+    tile_sq = np.einsum("ij,ij->i", tiles, tiles, dtype=np.float64).astype(np.float32)
+    photos = np.empty((*photo_features.shape[:2], dims + 2), dtype=np.float32)
+    np.subtract(photo_features, mean, out=photos[..., :dims])
+    photos[..., dims] = 1.0
+    photos[..., dims + 1] = np.einsum("ijk,ijk->ij", photos[..., :dims], photos[..., :dims],
+                                      dtype=np.float64)
+    return Features(tiles, tile_sq, photos)
+
+
+Index = slice | np.ndarray
+
+
+def block_cost(features: Features, tiles: Index, photos: Index,
+               weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean squared error of some tiles against some photos, minimum over crop candidates.
+
+    Parameters
+    ----------
+    features : Features
+    tiles : slice or ndarray of int
+        Which tiles (rows).
+    photos : slice or ndarray of int
+        Which photos (columns).
+    weights : ndarray, optional
+        Multipliers of the selected tiles' rows (the weighted cost ``w_t c_tp``).
+
+    Returns
+    -------
+    cost : ndarray of float32, shape (t, p)
+        In [0, 1] (times the weights), the values :func:`mosaic.cost.cost_matrix` gives
+        up to float32 rounding.
+    best_crop : ndarray of uint8, shape (t, p), or None
+        Winning crop candidate; None when photos have one candidate.
+    """
+    rows = features.tile_rows(tiles, weights)
+    photo_part = features.photos[photos]
+    n_photos, n_crops, width = photo_part.shape
+    cost = rows @ photo_part.reshape(-1, width).T
+    np.maximum(cost, 0.0, out=cost)
+    if n_crops == 1:
+        return cost, None
+    cube = cost.reshape(cost.shape[0], n_photos, n_crops)
+    winner = cube.argmin(axis=2)
+    best = np.take_along_axis(cube, winner[:, :, None], axis=2)[..., 0]
+    return np.ascontiguousarray(best), winner.astype(np.uint8)
+
+
+def pair_cost(features: Features, tiles: np.ndarray, photos: np.ndarray, chunk: int = 8192
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Cost and winning crop of the pairs ``(tiles[i], photos[i])`` only.
+
+    Parameters
+    ----------
+    features : Features
+    tiles, photos : ndarray of int, shape (n,)
+    chunk : int
+        Pairs per step (bounds the temporary memory).
+
+    Returns
+    -------
+    cost : ndarray of float32, shape (n,)
+    best_crop : ndarray of uint8, shape (n,)
+        0 when photos have one candidate.
+    """
+    tiles = np.asarray(tiles, dtype=np.int64)
+    photos = np.asarray(photos, dtype=np.int64)
+    cost = np.empty(tiles.size, dtype=np.float32)
+    crop = np.zeros(tiles.size, dtype=np.uint8)
+    for start in range(0, tiles.size, chunk):
+        rows = features.tile_rows(tiles[start:start + chunk])
+        part = np.einsum("id,ikd->ik", rows, features.photos[photos[start:start + chunk]])
+        np.maximum(part, 0.0, out=part)
+        crop[start:start + chunk] = part.argmin(axis=1)
+        cost[start:start + chunk] = part.min(axis=1)
+    return cost, crop
+
+
+class BlockRunner:
+    """Runs block tasks with Dask: local threads, or the workers of a distributed Client.
+
+    Parameters
+    ----------
+    client : distributed.Client, optional
+        Run on this cluster; shared arrays are scattered to every worker once.
+    threads : int, optional
+        Local worker threads (default: the usable CPUs).
+    """
+
+    def __init__(self, client: Any | None = None, threads: int | None = None) -> None:
+        self.client = client
+        self.threads = max(1, threads or _usable_cpus())
+        self._shared: dict[int, tuple[Any, Any]] = {}
+
+    @property
+    def workers(self) -> int:
+        """How many tasks run at the same time."""
+        if self.client is None:
+            return self.threads
+        info = self.client.scheduler_info(n_workers=-1)["workers"]
+        return max(1, sum(int(w.get("nthreads", 1)) for w in info.values()))
+
+    def share(self, value: Any) -> Any:
+        """Make ``value`` available to every task (a scattered future on a cluster).
+
+        On a cluster each object is scattered once per runner, under a key of its own, and
+        the future is held as long as the runner: sharing the same features again in a
+        later stage reuses it (re-scattering under a content key could race with the
+        release of the earlier future and lose the data).
+        """
+        if self.client is None:
+            return value
+        held = self._shared.get(id(value))
+        if held is not None and held[0] is value:
+            return held[1]
+        future = self.client.scatter(value, broadcast=True, hash=False)
+        self._shared[id(value)] = (value, future)
+        return future
+
+    def run(self, function: Callable[..., Any], tasks: Sequence[tuple[Any, ...]],
+            window: int | None = None) -> Iterator[tuple[int, Any]]:
+        """Call ``function(*task)`` for every task; yield ``(index, result)`` as they finish.
+
+        Parameters
+        ----------
+        function : callable
+            A module-level function (it is pickled for a cluster).
+        tasks : sequence of tuple
+            Arguments of each call (shared values from :meth:`share` included).
+        window : int, optional
+            At most this many unfinished tasks (and their results) at a time, which
+            bounds the memory; all at once when not given.
+
+        Yields
+        ------
+        (int, object)
+            Task index and its result.
+        """
+        if not tasks:
+            return
+        window = len(tasks) if window is None else max(1, window)
+        if self.client is None:
+            yield from self._run_local(function, tasks, window)
+        else:
+            yield from self._run_cluster(function, tasks, window)
+
+    def _run_local(self, function: Callable[..., Any], tasks: Sequence[tuple[Any, ...]],
+                   window: int) -> Iterator[tuple[int, Any]]:
+        for start in range(0, len(tasks), window):
+            batch = [delayed(function, pure=False)(*task) for task in tasks[start:start + window]]
+            results = dask.compute(*batch, scheduler="threads", num_workers=self.threads)
+            yield from enumerate(results, start)
+
+    def _run_cluster(self, function: Callable[..., Any], tasks: Sequence[tuple[Any, ...]],
+                     window: int) -> Iterator[tuple[int, Any]]:
+        from distributed import as_completed
+
+        pending = iter(enumerate(tasks))
+        index_of: dict[Any, int] = {}
+        running = as_completed(loop=self.client.loop)  # not the default client
+        for index, task in _take(pending, window):
+            future = self.client.submit(function, *task, pure=False)
+            index_of[future] = index
+            running.add(future)
+        for future in running:
+            result = future.result()
+            index = index_of.pop(future)
+            future.release()
+            for next_index, task in _take(pending, 1):
+                submitted = self.client.submit(function, *task, pure=False)
+                index_of[submitted] = next_index
+                running.add(submitted)
+            yield index, result
+
+
+def _take(items: Iterator[tuple[int, Any]], count: int) -> list[tuple[int, Any]]:
+    taken = []
+    for item in items:
+        taken.append(item)
+        if len(taken) == count:
+            break
+    return taken
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def dask_client(address: str | None) -> Iterator[Any | None]:
+    """A ``distributed.Client`` connected to ``address``, closed on exit; None without one.
+
+    Parameters
+    ----------
+    address : str or None
+        Scheduler address such as ``tcp://scheduler:8786``; None runs locally (threads).
+
+    Raises
+    ------
+    MosaicError
+        No scheduler answers at ``address``.
+    """
+    if not address:
+        yield None
+        return
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout="20s", set_as_default=False)
+    except (OSError, TimeoutError) as error:
+        raise MosaicError(f"--dask-address {address}: no Dask scheduler answered "
+                          f"({error})") from error
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def block_rows(n_photos: int, budget: int, bytes_per_entry: int = 24) -> int:
+    """Tiles per block so that a tiles x ``n_photos`` block and its temporaries fit ``budget``.
+
+    Parameters
+    ----------
+    n_photos : int
+        Columns of a block (photos times crop candidates).
+    budget : int
+        Bytes one block may use.
+    bytes_per_entry : int
+        Bytes per block entry, temporaries included.
+    """
+    rows = budget // max(1, n_photos * bytes_per_entry)
+    return int(min(MAX_BLOCK_TILES, max(MIN_BLOCK_TILES, rows)))
+
+
+def _score_block(features: Features, start: int, stop: int, out: Any, crop_out: Any
+                 ) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """Score tiles ``start:stop`` against every photo; write into ``out`` when local."""
+    cost = np.empty((stop - start, features.n_photos), dtype=np.float32)
+    crop = (np.empty((stop - start, features.n_photos), dtype=np.uint8)
+            if features.n_crops > 1 else None)
+    for first in range(0, features.n_photos, PHOTO_CHUNK):
+        last = min(first + PHOTO_CHUNK, features.n_photos)
+        part, part_crop = block_cost(features, slice(start, stop), slice(first, last))
+        cost[:, first:last] = part
+        if crop is not None:
+            crop[:, first:last] = part_crop
+    if out is None:
+        return cost, crop
+    out[start:stop] = cost
+    if crop_out is not None:
+        crop_out[start:stop] = crop
+    return None
+
+
+def score_to_memmap(features: Features, path: str | Path, max_memory: int,
+                    runner: BlockRunner | None = None, with_crops: bool = False,
+                    crop_path: str | Path | None = None,
+                    progress: Callable[[int], None] | None = None
+                    ) -> tuple[np.memmap, np.memmap | None]:
+    """The full tiles x photos cost matrix, scored in blocks into a memory-mapped file.
+
+    Parameters
+    ----------
+    features : Features
+    path : str or Path
+        The float32 matrix is written here (raw, C order); the winning crops, when asked
+        for, to the same name with ``.crop`` appended.
+    max_memory : int
+        Bytes the blocks in flight may use together (the mapped file is not counted).
+    runner : BlockRunner, optional
+        Where blocks run (default: local threads).
+    with_crops : bool
+        Also store the winning crop candidate of every pair (photos with candidates).
+    crop_path : str or Path, optional
+        Where the winning crops go (default: ``path`` with ``.crop`` appended).
+    progress : callable, optional
+        Called with the number of tiles scored after each block.
+
+    Returns
+    -------
+    cost : numpy.memmap of float32, shape (T, P)
+    best_crop : numpy.memmap of uint8, shape (T, P), or None
+    """
+    runner = runner or BlockRunner()
+    tiles, photos = features.n_tiles, features.n_photos
+    path = Path(path)
+    cost = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(tiles, photos))
+    crop = None
+    if with_crops and features.n_crops > 1:
+        crop = np.lib.format.open_memmap(crop_path or str(path) + ".crop", mode="w+",
+                                         dtype=np.uint8, shape=(tiles, photos))
+    per_block = max(1, max_memory // (2 * runner.workers))
+    chunk_bytes = min(photos, PHOTO_CHUNK) * features.n_crops * 12
+    rows = block_rows(1, per_block, photos * 5 + chunk_bytes)
+    rows = max(1, min(rows, tiles))
+    local = runner.client is None
+    shared = runner.share(features)
+    tasks = [(shared, start, min(start + rows, tiles), cost if local else None,
+              crop if local else None) for start in range(0, tiles, rows)]
+    for index, result in runner.run(_score_block, tasks, window=2 * runner.workers):
+        start, stop = tasks[index][1], tasks[index][2]
+        if result is not None:
+            cost[start:stop] = result[0]
+            if crop is not None and result[1] is not None:
+                crop[start:stop] = result[1]
+        if progress is not None:
+            progress(stop - start)
+    cost.flush()
+    if crop is not None:
+        crop.flush()
+    return cost, crop
+
+
+def dense_bytes(tiles: int, photos: int, crops: int = 1) -> int:
+    """Memory the dense exact method needs: the float32 matrix plus solver work arrays."""
+    solver = 320 * tiles + 48 * photos
+    crop = tiles * photos if crops > 1 else 0
+    return 4 * tiles * photos + crop + solver
+
+
+def ceil_div(a: int, b: int) -> int:
+    """``ceil(a / b)`` for positive integers."""
+    return -(-a // b)
+
+
+def chunks(count: int, size: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` pairs cutting ``range(count)`` into pieces of at most ``size``."""
+    size = max(1, size)
+    return [(start, min(start + size, count)) for start in range(0, count, size)]
+
+
+def even_chunks(count: int, pieces: int) -> list[tuple[int, int]]:
+    """``range(count)`` cut into ``pieces`` nearly equal ``(start, stop)`` parts."""
+    if count <= 0:
+        return []
+    pieces = max(1, min(pieces, count))
+    edges = [math.floor(i * count / pieces) for i in range(pieces + 1)]
+    return list(itertools.pairwise(edges))

@@ -1,0 +1,121 @@
+"""A regional build on a real Dask cluster: a scheduler and two workers, separate processes.
+
+The same build runs on local threads and through ``--dask-address``; both must place
+every photo on the same tile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SAMPLE_PHOTOS
+
+DASK = Path(sys.executable).with_name("dask")
+BUILD = ("--grid", "16x12", "--method", "regional", "--regions", "4", "--weights", "none",
+         "--no-compare", "--feature-size", "8", "--crops", "3", "--tile-px", "8", "--quiet")
+
+
+def _start(*args: str, log: Path) -> subprocess.Popen:
+    with log.open("w") as handle:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([str(DASK), *args], stdout=handle, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def dask_cluster(tmp_path: Path) -> Iterator[str]:
+    """``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1; their address."""
+    scheduler_file = tmp_path / "scheduler.json"
+    processes = [_start("scheduler", "--host", "127.0.0.1", "--port", "0",
+                        "--dashboard-address", ":0", "--scheduler-file", str(scheduler_file),
+                        log=tmp_path / "scheduler.log")]
+    try:
+        for number in range(2):
+            processes.append(_start("worker", "--scheduler-file", str(scheduler_file),
+                                    "--nthreads", "1", "--nworkers", "1",
+                                    "--host", "127.0.0.1", "--dashboard-address", ":0",
+                                    "--name", f"test-worker-{number}",
+                                    log=tmp_path / f"worker-{number}.log"))
+        address = _wait_for_workers(scheduler_file, 2, tmp_path)
+        yield address
+    finally:
+        for process in reversed(processes):
+            _stop(process)
+
+
+def _wait_for_workers(scheduler_file: Path, count: int, logs: Path) -> str:
+    from distributed import Client
+
+    deadline = time.monotonic() + 120
+    while not scheduler_file.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError((logs / "scheduler.log").read_text())
+        time.sleep(0.2)
+    address = json.loads(scheduler_file.read_text())["address"]
+    with Client(address, timeout="30s", set_as_default=False) as client:
+        client.wait_for_workers(count, timeout=120)
+        info = client.scheduler_info(n_workers=-1)["workers"]
+        assert {worker["name"] for worker in info.values()} == {"test-worker-0",
+                                                                "test-worker-1"}
+    return address
+
+
+def _build(photos: Path, tmp_path: Path, name: str, *extra: str) -> dict:
+    """``mosaic build`` as a real process against the test session's Prefect API."""
+    from prefect.settings import PREFECT_API_URL
+
+    metrics = tmp_path / name / "metrics.json"
+    target = SAMPLE_PHOTOS[0].parents[1] / "targets" / "obama.jpg"
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "build", "--photos", str(photos), "--target",
+         str(target), "--out", str(tmp_path / name / "mosaic.jpg"), "--workdir",
+         str(tmp_path / name / "work"), "--metrics", str(metrics), *BUILD, *extra],
+        cwd=ROOT, env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(metrics.read_text())
+
+
+def _placement(metrics: dict) -> list[int]:
+    assignment = json.loads(Path(metrics["assignment_file"]).read_text())
+    return assignment["photo_of_tile"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+@pytest.mark.usefixtures("prefect_api")
+def test_regional_build_on_a_dask_cluster_matches_the_local_run(dask_cluster, tmp_path):
+    """Separate scheduler and worker processes give the same placement as local threads."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in SAMPLE_PHOTOS[:260]:
+        shutil.copy(path, photos / path.name)
+    local = _build(photos, tmp_path, "local")
+    remote = _build(photos, tmp_path, "cluster", "--dask-address", dask_cluster)
+    assert local["method"] == remote["method"] == "regional"
+    assert remote["dask"] == dask_cluster and local["dask"] == "local threads"
+    assert local["regional"]["regions"] == remote["regional"]["regions"] == 4
+    placement = _placement(remote)
+    assert len(placement) == 16 * 12 == len(set(placement))
+    assert placement == _placement(local)
+    assert remote["objective"] == pytest.approx(local["objective"], rel=1e-9)
+    assert remote["gap"] >= 0

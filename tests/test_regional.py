@@ -1,0 +1,631 @@
+"""Regional assignment: grid split, LP allocation, stitching, repair, auto method choice."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy import sparse
+from scipy.optimize import linprog
+
+from mosaic.assign.auto import DENSE_SHARE, assign_large, choose_method
+from mosaic.assign.exact import OPTIMAL_GAP, assign_optimal, relative_gap
+from mosaic.assign.regional import (
+    MIN_GAIN,
+    RegionGrid,
+    allocate,
+    assign_regional,
+    c_transform_prices,
+    check_assignment,
+    default_regions,
+    dual_bound,
+    reduced_costs,
+    repair,
+    solve_coarse,
+    solve_regions,
+    split_grid,
+)
+from mosaic.blocks import BlockRunner, dense_bytes, prepare_features
+from mosaic.cost import cost_matrix, mse_matrix
+from mosaic.errors import MosaicError
+from tests.large_problems import distinct_photos, photo_features, tile_features, tile_weights
+
+#: The large problem: 1,512 Obama tiles, 1,708 real photos (two crops of each sample).
+LARGE_GRID = (36, 42)
+#: The medium problem: 480 tiles, 854 photos (one row each, or seven crop candidates).
+MEDIUM_GRID = (20, 24)
+#: Regional objective at most this far above the exact optimum. Measured on the large
+#: problem: 0.08 % (4 regions), 0.27 % (6), 0.34 % (9), 0.21 % (6, weighted).
+MAX_EXCESS = 0.005
+
+
+class RecordingRunner(BlockRunner):
+    """Local threads; remembers every task and result of the runs."""
+
+    def __init__(self, threads: int = 2) -> None:
+        super().__init__(threads=threads)
+        self.calls: list[tuple[str, list, list]] = []
+
+    def run(self, function, tasks, window=None):
+        results: list = [None] * len(tasks)
+        self.calls.append((function.__name__, list(tasks), results))
+        for index, result in super().run(function, tasks, window):
+            results[index] = result
+            yield index, result
+
+
+def weighted_objective(cost: np.ndarray, photo_of_tile: np.ndarray,
+                       weights: np.ndarray | None = None) -> float:
+    """``sum_t w_t cost[t, x(t)]`` in float64, straight from the dense matrix."""
+    w = np.ones(cost.shape[0]) if weights is None else weights
+    return float(np.dot(w, cost[np.arange(cost.shape[0]), photo_of_tile].astype(np.float64)))
+
+
+def check_valid(photo_of_tile: np.ndarray, tiles: int, photos: int) -> None:
+    """Every tile filled with a photo in range, no photo twice."""
+    assert photo_of_tile.shape == (tiles,)
+    assert photo_of_tile.dtype == np.int64
+    assert photo_of_tile.min() >= 0 and photo_of_tile.max() < photos
+    assert np.unique(photo_of_tile).size == tiles
+
+
+# ---------------------------------------------------------------------------------------
+# Fixtures: real features and their dense references (computed once per module)
+
+
+@pytest.fixture(scope="module")
+def large() -> dict:
+    """The large problem, its dense matrix and exact optima (plain and weighted)."""
+    tiles, photos = tile_features(*LARGE_GRID), distinct_photos(2)
+    cost, _ = cost_matrix(tiles, photos)
+    weights = tile_weights(tiles.shape[0], seed=1)
+    return {"features": prepare_features(tiles, photos), "cost": cost, "weights": weights,
+            "optimum": {False: assign_optimal(cost).objective,
+                        True: assign_optimal(cost, weights).objective}}
+
+
+@pytest.fixture(scope="module")
+def medium() -> dict:
+    """The medium problem (one feature row per photo) and its dense matrix."""
+    tiles, photos = tile_features(*MEDIUM_GRID), photo_features()[:, 0]
+    cost, _ = cost_matrix(tiles, photos)
+    return {"features": prepare_features(tiles, photos), "cost": cost,
+            "weights": tile_weights(tiles.shape[0], seed=2)}
+
+
+# ---------------------------------------------------------------------------------------
+# split_grid
+
+
+def adjacent_region_pairs(grid: RegionGrid) -> set[tuple[int, int]]:
+    """Pairs of regions that share a tile edge, found from the labels alone."""
+    labels = grid.labels.reshape(grid.rows, grid.cols)
+    pairs = set()
+    for first, second in ((labels[:, :-1], labels[:, 1:]), (labels[:-1, :], labels[1:, :])):
+        differ = first != second
+        for a, b in zip(first[differ].tolist(), second[differ].tolist(), strict=True):
+            pairs.add((min(a, b), max(a, b)))
+    return pairs
+
+
+@pytest.mark.parametrize(("rows", "cols", "regions", "expected_count"), [
+    (36, 42, 4, 4), (36, 42, 6, 6), (36, 42, 9, 9), (36, 42, 12, 12), (13, 17, 6, 6),
+    (5, 7, 7, 7), (10, 1, 4, 4), (1, 10, 3, 3), (3, 3, 7, 3), (4, 4, 100, 16), (7, 9, 1, 1),
+])
+def test_split_grid_rectangles(rows: int, cols: int, regions: int, expected_count: int) -> None:
+    """Each tile in exactly one region; regions are near-equal, row-major rectangles."""
+    grid = split_grid(rows, cols, regions)
+    assert grid.count == expected_count == grid.region_rows * grid.region_cols
+    assert grid.labels.shape == (rows * cols,)
+    assert grid.labels.min() == 0 and grid.labels.max() == grid.count - 1
+    sizes = grid.sizes()
+    assert sizes.sum() == rows * cols and (sizes > 0).all()
+    assert [grid.tiles_of(r).size for r in range(grid.count)] == sizes.tolist()
+    labels = grid.labels.reshape(rows, cols)
+    heights, widths = set(), set()
+    for region in range(grid.count):
+        where_rows, where_cols = np.nonzero(labels == region)
+        top, bottom = where_rows.min(), where_rows.max() + 1
+        left, right = where_cols.min(), where_cols.max() + 1
+        # The bounding box is full of this region: a rectangle.
+        assert (labels[top:bottom, left:right] == region).all()
+        assert (bottom - top) * (right - left) == sizes[region]
+        heights.add(int(bottom - top))
+        widths.add(int(right - left))
+        # Numbered row by row: band index down times regions across plus band across.
+        band_down = sorted({int(r) for r in labels[:, 0]}).index(labels[top, 0])
+        assert region == band_down * grid.region_cols + np.unique(labels[top, :left]).size
+    assert max(heights) - min(heights) <= 1
+    assert max(widths) - min(widths) <= 1
+
+
+@pytest.mark.parametrize(("rows", "cols", "regions"), [
+    (36, 42, 4), (36, 42, 6), (36, 42, 9), (36, 42, 20), (10, 1, 4), (1, 10, 3), (7, 9, 1),
+    (20, 20, 25),
+])
+def test_pair_classes_disjoint_and_complete(rows: int, cols: int, regions: int) -> None:
+    """Pairs within a class share no region; together they are all neighbouring pairs once."""
+    grid = split_grid(rows, cols, regions)
+    classes = grid.pair_classes()
+    assert len(classes) <= 4 and all(classes)
+    for group in classes:
+        members = [region for pair in group for region in pair]
+        assert len(members) == len(set(members))
+    listed = [tuple(sorted(pair)) for group in classes for pair in group]
+    assert len(listed) == len(set(listed))
+    assert set(listed) == adjacent_region_pairs(grid)
+    assert sorted(grid.pairs()) == sorted(listed)
+
+
+def test_split_grid_rejects_empty() -> None:
+    """An empty grid is an error."""
+    with pytest.raises(ValueError, match="empty grid"):
+        split_grid(0, 5, 2)
+
+
+def test_default_regions_follow_memory() -> None:
+    """About 3,200 tiles a region with ample memory; more regions when memory is short."""
+    assert default_regions(1000, 2000, 10**12) == 1
+    assert default_regions(32_000, 40_000, 10**12) == 10
+    few = default_regions(20_000, 25_000, 8 * 10**9)
+    many = default_regions(20_000, 25_000, 10**8)
+    assert many > few
+    # A pair of regions (float32, 1.25 photos a tile) for each of 2 workers fits half.
+    pair_tiles = 2 * 20_000 / many
+    assert 2 * 4 * pair_tiles * pair_tiles * 1.25 <= 10**8 / 2
+    assert default_regions(100, 200, 1) == 100  # never more regions than tiles
+
+
+# ---------------------------------------------------------------------------------------
+# allocate: the transportation LP
+
+
+def capacities(tiles_per_region: np.ndarray, photos: int, spare_share: float = 0.25
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Region lower and upper photo counts as the allocate docstring states them."""
+    tiles = int(tiles_per_region.sum())
+    handed = min(photos - tiles, math.ceil(spare_share * tiles))
+    slack = np.ceil(handed * tiles_per_region / tiles).astype(np.int64)
+    return tiles_per_region.copy(), tiles_per_region + slack
+
+
+def allocation_cost(reduced: np.ndarray, region_of: np.ndarray) -> float:
+    """Total reduced cost of an allocation (left-out photos cost 0)."""
+    used = region_of >= 0
+    return float(reduced[np.flatnonzero(used), region_of[used]].sum())
+
+
+def check_allocation(reduced: np.ndarray, tiles_per_region: np.ndarray,
+                     region_of: np.ndarray) -> None:
+    """Each photo in one region or -1; each region between its tile count and its cap."""
+    photos, regions = reduced.shape
+    assert region_of.shape == (photos,) and region_of.dtype == np.int64
+    assert region_of.min() >= -1 and region_of.max() < regions
+    lower, upper = capacities(tiles_per_region, photos)
+    counts = np.bincount(region_of[region_of >= 0], minlength=regions)
+    assert (counts >= lower).all() and (counts <= upper).all()
+    if photos == tiles_per_region.sum():
+        assert (region_of >= 0).all()
+
+
+def lp_optimum(reduced: np.ndarray, tiles_per_region: np.ndarray) -> float:
+    """The transportation LP (photos x (regions + left out)) solved by scipy's linprog."""
+    photos, regions = reduced.shape
+    lower, upper = capacities(tiles_per_region, photos)
+    spare = photos - int(tiles_per_region.sum())
+    columns = regions + 1
+    cost = np.concatenate([reduced, np.zeros((photos, 1))], axis=1).ravel()
+    a_eq = sparse.kron(sparse.eye(photos), np.ones((1, columns)), format="csr")
+    region_rows = sparse.kron(np.ones((1, photos)), sparse.eye(columns), format="csr")
+    a_ub = sparse.vstack([region_rows, -region_rows], format="csr")
+    b_ub = np.concatenate([upper, [spare], -lower, [0]])
+    result = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=np.ones(photos),
+                     bounds=(0, 1), method="highs")
+    assert result.status == 0
+    return float(result.fun)
+
+
+def brute_force_allocation(reduced: np.ndarray, tiles_per_region: np.ndarray) -> float:
+    """The best 0/1 allocation by enumerating every labelling (tiny instances only)."""
+    photos, regions = reduced.shape
+    lower, upper = capacities(tiles_per_region, photos)
+    padded = np.concatenate([reduced, np.zeros((photos, 1))], axis=1)
+    labels = np.array(list(itertools.product(range(regions + 1), repeat=photos)))
+    counts = (labels[:, :, None] == np.arange(regions)).sum(axis=1)
+    feasible = ((counts >= lower) & (counts <= upper)).all(axis=1)
+    totals = padded[np.arange(photos), labels[feasible]].sum(axis=1)
+    return float(totals.min())
+
+
+def tiny_allocation_problems() -> list[tuple[np.ndarray, np.ndarray, int]]:
+    rng = np.random.default_rng(11)
+    problems = []
+    for index in range(24):
+        regions = int(rng.integers(2, 4))
+        tiles_per_region = rng.integers(1, 3, regions)
+        photos = int(tiles_per_region.sum() + rng.integers(0, 3))
+        if index % 3 == 0:  # ties
+            reduced = rng.integers(0, 3, (photos, regions)).astype(np.float64)
+        else:  # reduced costs can be negative and of any sign
+            reduced = rng.normal(size=(photos, regions))
+        problems.append((reduced, tiles_per_region, index % 2 + 1))
+    return problems
+
+
+@pytest.mark.parametrize(("reduced", "tiles_per_region", "keep"), tiny_allocation_problems())
+def test_allocate_matches_brute_force_and_lp(reduced: np.ndarray, tiles_per_region: np.ndarray,
+                                             keep: int) -> None:
+    """On tiny instances the allocation costs the brute-force and the LP optimum."""
+    region_of = allocate(reduced, tiles_per_region, keep=keep)
+    check_allocation(reduced, tiles_per_region, region_of)
+    best = brute_force_allocation(reduced, tiles_per_region)
+    assert allocation_cost(reduced, region_of) == pytest.approx(best, abs=1e-9)
+    assert lp_optimum(reduced, tiles_per_region) == pytest.approx(best, abs=1e-7)
+
+
+def test_allocate_column_generation_needs_more_columns() -> None:
+    """Every photo prefers region 0, which can take only 2: the LP must add columns."""
+    reduced = np.array([[0.0, 5.0, 9.0], [0.0, 1.0, 9.0], [0.0, 9.0, 2.0],
+                        [0.0, 3.0, 4.0], [0.0, 8.0, 8.5]])
+    tiles_per_region = np.array([2, 1, 2])
+    region_of = allocate(reduced, tiles_per_region, keep=1)
+    check_allocation(reduced, tiles_per_region, region_of)
+    # Photos 1 and 2 go where they are cheapest apart from region 0; 0 and 4 stay in 0.
+    assert allocation_cost(reduced, region_of) == pytest.approx(
+        brute_force_allocation(reduced, tiles_per_region)) == 1.0 + 2.0 + 4.0
+    assert region_of.tolist() == [0, 1, 2, 2, 0]
+
+
+def test_allocate_caps_spare_photos() -> None:
+    """Spare photos handed to regions are capped (a quarter of the tiles); the rest are -1."""
+    rng = np.random.default_rng(2)
+    reduced = -rng.random((20, 2))  # every photo would rather be in some region
+    tiles_per_region = np.array([4, 4])
+    region_of = allocate(reduced, tiles_per_region)
+    check_allocation(reduced, tiles_per_region, region_of)
+    # 12 spare photos, 2 handed out (1 a region): 5 photos each, 10 left out.
+    assert np.bincount(region_of[region_of >= 0]).tolist() == [5, 5]
+    assert (region_of == -1).sum() == 10
+    assert allocation_cost(reduced, region_of) == pytest.approx(
+        lp_optimum(reduced, tiles_per_region), abs=1e-9)
+
+
+def test_allocate_on_real_reduced_costs(large: dict) -> None:
+    """Real reduced costs (1,708 photos, 6 regions): valid, and the LP optimum."""
+    features = large["features"]
+    weights = np.ones(features.n_tiles)
+    runner = BlockRunner(threads=2)
+    grid = split_grid(*LARGE_GRID, 6)
+    prices = c_transform_prices(features, weights, solve_coarse(features, weights, runner),
+                                runner, 256)
+    _, reduced = reduced_costs(features, weights, prices, grid, runner, 256)
+    region_of = allocate(reduced, grid.sizes())
+    check_allocation(reduced, grid.sizes(), region_of)
+    # Equal up to the LP solvers' tolerances (measured 1.8e-9 relative).
+    assert allocation_cost(reduced, region_of) == pytest.approx(
+        lp_optimum(reduced, grid.sizes()), rel=1e-7)
+
+
+def test_allocate_needs_enough_photos() -> None:
+    """Fewer photos than tiles is refused with a clear message."""
+    with pytest.raises(MosaicError, match="5 tiles need 5 distinct photos; only 4"):
+        allocate(np.zeros((4, 2)), np.array([2, 3]))
+
+
+# ---------------------------------------------------------------------------------------
+# reduced costs and the proven lower bound
+
+
+def test_reduced_costs_and_bound_match_dense(medium: dict) -> None:
+    """Tile duals, region reduced costs and the bound agree with the dense matrix."""
+    features, cost, weights = medium["features"], medium["cost"], medium["weights"]
+    runner = BlockRunner(threads=2)
+    grid = split_grid(*MEDIUM_GRID, 6)
+    coarse = solve_coarse(features, weights, runner, seed=3)
+    prices = c_transform_prices(features, weights, coarse, runner, 40)
+    assert prices.shape == (features.n_photos,) and (prices >= 0).all() and prices.any()
+    duals, reduced = reduced_costs(features, weights, prices, grid, runner, 40)
+    weighted = weights[:, None] * cost.astype(np.float64)
+    np.testing.assert_allclose(duals, (weighted + prices[None, :]).min(axis=1), atol=1e-5)
+    expected = np.stack([(weighted[grid.tiles_of(r)] - duals[grid.tiles_of(r), None]).min(axis=0)
+                         for r in range(grid.count)], axis=1)
+    np.testing.assert_allclose(reduced, expected, atol=1e-5)
+    bound = dual_bound(duals, reduced)
+    # A feasible dual: u_t - q_i <= w_t c_ti with q_i = max(0, -min_r a_ir) >= 0 ...
+    q = np.maximum(0.0, -reduced.min(axis=1))
+    assert (duals[:, None] - q[None, :] <= weighted + 1e-5).all()
+    assert bound == pytest.approx(duals.sum() - q.sum())
+    # ... so below the exact optimum, at least as tight as the raw price estimate, and close.
+    optimum = assign_optimal(cost, weights).objective
+    assert bound <= optimum + 1e-4
+    assert bound >= duals.sum() - prices.sum() - 1e-6
+    assert bound >= 0.97 * optimum  # measured 0.991
+
+
+# ---------------------------------------------------------------------------------------
+# assign_regional end to end
+
+
+@pytest.mark.parametrize(("regions", "weighted"), [(4, False), (9, False), (6, True)])
+def test_assign_regional_real_features(large: dict, regions: int, weighted: bool) -> None:
+    """Valid, correctly scored, above its proven bound and within 0.5 % of the optimum."""
+    features, cost = large["features"], large["cost"]
+    weights = large["weights"] if weighted else None
+    lines: list[str] = []
+    result = assign_regional(features, LARGE_GRID, weights=weights, regions=regions,
+                             runner=BlockRunner(threads=2), log=lines.append)
+    assignment, report = result.assignment, result.report
+    x = assignment.photo_of_tile
+    check_valid(x, features.n_tiles, features.n_photos)
+    check_assignment(x, features.n_photos)
+    # Objective and tile costs recomputed from the dense reference.
+    recomputed = weighted_objective(cost, x, weights)
+    assert assignment.objective == pytest.approx(recomputed, rel=1e-6)
+    np.testing.assert_allclose(assignment.tile_cost, cost[np.arange(x.size), x], atol=1e-5)
+    assert not result.best_crop.any() and result.best_crop.shape == (features.n_tiles,)
+    # The proven bound holds, is below the true optimum, and the gap is reported.
+    optimum = large["optimum"][weighted]
+    assert assignment.objective >= report.lower_bound - 1e-9
+    assert report.lower_bound <= optimum * (1 + 1e-6)
+    assert report.lower_bound >= 0.98 * optimum  # measured 0.995
+    assert assignment.gap == report.gap == pytest.approx(
+        relative_gap(assignment.objective, report.lower_bound))
+    assert assignment.status == ("optimal" if report.gap <= OPTIMAL_GAP else "feasible")
+    # Close to the exact optimum on the dense matrix.
+    excess = (assignment.objective - optimum) / optimum
+    assert -1e-6 <= excess <= MAX_EXCESS
+    # Report: the forced regions, repair never worse than the stitched start.
+    assert assignment.method == "regional"
+    assert report.regions == regions == report.region_grid[0] * report.region_grid[1]
+    assert report.objective == assignment.objective
+    assert report.start_objective >= report.objective - 1e-9
+    assert report.converged and 0 < report.improved_pairs <= report.pair_solves
+    assert any("allocation LP" in line for line in lines)
+
+
+def test_assign_regional_rejects_bad_input(medium: dict) -> None:
+    """Grid mismatch, too few photos and bad weights are refused."""
+    features = medium["features"]
+    with pytest.raises(ValueError, match="does not match"):
+        assign_regional(features, (20, 25))
+    few = prepare_features(tile_features(*MEDIUM_GRID), photo_features()[:400, 0])
+    with pytest.raises(MosaicError, match="only 400 given"):
+        assign_regional(few, MEDIUM_GRID, regions=2)
+    with pytest.raises(ValueError, match="finite and positive"):
+        assign_regional(features, MEDIUM_GRID, weights=np.zeros(features.n_tiles), regions=2)
+
+
+def test_solve_regions_stitches_valid_assignment(medium: dict) -> None:
+    """Each region solved with its photos only: every tile filled, no photo twice."""
+    features, cost = medium["features"], medium["cost"]
+    grid = split_grid(*MEDIUM_GRID, 6)
+    rng = np.random.default_rng(4)
+    region_of = random_allocation(grid, features.n_photos, rng)
+    weights = np.ones(features.n_tiles)
+    x = solve_regions(features, weights, grid, region_of, BlockRunner(threads=2))
+    check_valid(x, features.n_tiles, features.n_photos)
+    for region in range(grid.count):
+        tiles = grid.tiles_of(region)
+        assert (region_of[x[tiles]] == region).all()
+        # Each region's part is optimal for its own photos.
+        own = np.flatnonzero(region_of == region)
+        best = assign_optimal(cost[np.ix_(tiles, own)]).objective
+        # (solve_regions scores in blocks: float32 rounding of 1.5e-7 an entry at most)
+        assert weighted_objective(cost[tiles], x[tiles]) == pytest.approx(
+            best, abs=4e-7 * tiles.size)
+
+
+# ---------------------------------------------------------------------------------------
+# repair
+
+
+def random_allocation(grid: RegionGrid, photos: int, rng: np.random.Generator) -> np.ndarray:
+    """A random valid allocation: each region its tile count plus a few spare; rest -1."""
+    region_of = np.full(photos, -1, dtype=np.int64)
+    order = rng.permutation(photos)
+    start = 0
+    for region, size in enumerate(grid.sizes()):
+        take = int(size) + int(rng.integers(0, 8))
+        region_of[order[start:start + take]] = region
+        start += take
+    assert start <= photos
+    return region_of
+
+
+def random_start(grid: RegionGrid, region_of: np.ndarray, rng: np.random.Generator
+                 ) -> np.ndarray:
+    """A random stitched assignment: each region's tiles get random photos of the region."""
+    x = np.full(grid.labels.size, -1, dtype=np.int64)
+    for region in range(grid.count):
+        tiles = grid.tiles_of(region)
+        x[tiles] = rng.permutation(np.flatnonzero(region_of == region))[:tiles.size]
+    return x
+
+
+def check_regions_hold(grid: RegionGrid, region_of: np.ndarray, x: np.ndarray) -> None:
+    """Every tile's photo is allocated to the tile's region."""
+    for region in range(grid.count):
+        assert (region_of[x[grid.tiles_of(region)]] == region).all()
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_repair_never_worse_from_bad_start(medium: dict, weighted: bool) -> None:
+    """From a random stitched start every accepted pair re-solve lowers the objective."""
+    features, cost = medium["features"], medium["cost"]
+    weights = medium["weights"] if weighted else np.ones(features.n_tiles)
+    grid = split_grid(*MEDIUM_GRID, 6)
+    rng = np.random.default_rng(7 + weighted)
+    region_of = random_allocation(grid, features.n_photos, rng)
+    x = random_start(grid, region_of, rng)
+    allocated = region_of >= 0
+    before = weighted_objective(cost, x, weights)
+    after_sweeps: list[float] = []
+    runner = RecordingRunner(threads=2)
+    stats = repair(features, weights, grid, region_of, x, runner,
+                   on_sweep=lambda _stats, _better: after_sweeps.append(
+                       weighted_objective(cost, x, weights)))
+    after = weighted_objective(cost, x, weights)
+    check_valid(x, features.n_tiles, features.n_photos)
+    check_regions_hold(grid, region_of, x)
+    assert ((region_of >= 0) == allocated).all()  # photos never leave the pairs' pool
+    # Never worse, sweep by sweep, and much better than a random start.
+    assert all(b <= a + 1e-9 for a, b in itertools.pairwise([before, *after_sweeps]))
+    assert after < 0.8 * before
+    assert stats.sweeps == len(after_sweeps) and stats.converged
+    # Every pair solve: its reported costs are the dense ones; the accepted ones improve.
+    solves = [(tasks[i], results[i]) for name, tasks, results in runner.calls
+              for i in range(len(tasks)) if name == "_solve_group"]
+    assert len(solves) == stats.pair_solves
+    accepted_gains = []
+    for (_, _, tiles, _, current), (new, new_cost, old_cost) in solves:
+        assert old_cost == pytest.approx(
+            float(np.dot(weights[tiles], cost[tiles, current].astype(np.float64))), rel=1e-6)
+        assert new_cost == pytest.approx(
+            float(np.dot(weights[tiles], cost[tiles, new].astype(np.float64))), rel=1e-6)
+        assert new_cost <= old_cost * (1 + 1e-6)  # the pair's optimum is never worse
+        if new_cost < old_cost - MIN_GAIN * abs(old_cost):
+            accepted_gains.append(old_cost - new_cost)
+    assert len(accepted_gains) == stats.improved_pairs > 0
+    assert all(gain > 0 for gain in accepted_gains)
+    assert stats.gain == pytest.approx(sum(accepted_gains))
+    assert before - after == pytest.approx(stats.gain, rel=1e-5)
+
+
+def test_repair_stops_on_sweep_limit_and_is_idle_when_converged(medium: dict) -> None:
+    """max_sweeps=1 stops early; a converged state is left unchanged."""
+    features, cost = medium["features"], medium["cost"]
+    weights = np.ones(features.n_tiles)
+    grid = split_grid(*MEDIUM_GRID, 4)
+    rng = np.random.default_rng(3)
+    region_of = random_allocation(grid, features.n_photos, rng)
+    x = random_start(grid, region_of, rng)
+    before = weighted_objective(cost, x)
+    runner = BlockRunner(threads=2)
+    first = repair(features, weights, grid, region_of, x, runner, max_sweeps=1)
+    assert first.sweeps == 1 and not first.converged and first.improved_pairs > 0
+    assert weighted_objective(cost, x) < before
+    repair(features, weights, grid, region_of, x, runner)
+    settled_x, settled_regions = x.copy(), region_of.copy()
+    again = repair(features, weights, grid, region_of, x, runner)
+    assert again.converged and again.sweeps == 1 and again.improved_pairs == 0
+    assert again.pair_solves == len(grid.pairs()) and again.gain == 0.0
+    np.testing.assert_array_equal(x, settled_x)
+    np.testing.assert_array_equal(region_of, settled_regions)
+
+
+def test_check_assignment() -> None:
+    """A valid assignment passes; a repeat, a hole or an out-of-range index raises."""
+    check_assignment(np.array([2, 0, 3]), 4)
+    for bad, message in (([1, 1, 0], "more than once"), ([0, -1, 2], "no photo"),
+                         ([0, 1, 4], "out of range")):
+        with pytest.raises(RuntimeError, match=message):
+            check_assignment(np.array(bad), 4)
+
+
+# ---------------------------------------------------------------------------------------
+# choose_method and assign_large
+
+
+def test_choose_method_auto_small_problem_is_optimal() -> None:
+    """A small problem with a large budget runs dense exact."""
+    choice = choose_method(1000, 2000, max_memory=8 * 10**9)
+    assert choice.method == "optimal" and choice.regions is None
+    assert choice.dense_bytes == dense_bytes(1000, 2000) and choice.max_memory == 8 * 10**9
+    assert "dense exact" in choice.reason
+
+
+def test_choose_method_auto_tiny_memory_is_regional() -> None:
+    """A budget below the dense matrix switches to regional, with a region count."""
+    choice = choose_method(1000, 2000, max_memory=10**6)
+    assert choice.method == "regional"
+    assert choice.regions == default_regions(1000, 2000, 10**6, 2) > 1
+    assert "over --max-memory" in choice.reason
+
+
+def test_choose_method_threshold() -> None:
+    """Dense exact exactly while matrix, solver and features fit the dense share."""
+    needed = dense_bytes(3000, 5000, 7) + 12345
+    fits = math.ceil(needed / DENSE_SHARE)
+    assert choose_method(3000, 5000, 7, fits, feature_bytes=12345).method == "optimal"
+    assert choose_method(3000, 5000, 7, fits - 2, feature_bytes=12345).method == "regional"
+    # The crop matrix counts: without candidates the same budget is ample.
+    assert choose_method(3000, 5000, 1, int(0.85 * fits), feature_bytes=12345).method == \
+        "optimal"
+
+
+def test_choose_method_explicit_requests() -> None:
+    """Explicit methods are honoured; an impossible or unknown one raises."""
+    choice = choose_method(100, 200, max_memory=10**9, requested="regional", regions=3)
+    assert (choice.method, choice.regions) == ("regional", 3)
+    assert "as asked" in choice.reason
+    assert choose_method(100, 200, max_memory=10**9, requested="optimal").method == "optimal"
+    with pytest.raises(MosaicError, match="--method optimal needs about"):
+        choose_method(10_000, 20_000, max_memory=10**6, requested="optimal")
+    with pytest.raises(MosaicError, match="choose from auto, optimal, regional"):
+        choose_method(100, 200, requested="greedy")
+
+
+@pytest.fixture(scope="module")
+def medium_with_crops() -> dict:
+    """480 tiles against 854 photos with 7 crop candidates each, and the dense reference."""
+    tiles, photos = tile_features(*MEDIUM_GRID), photo_features()
+    cost, best_crop = cost_matrix(tiles, photos)
+    cube = mse_matrix(tiles, photos.reshape(-1, photos.shape[-1])).reshape(
+        tiles.shape[0], photos.shape[0], photos.shape[1])
+    return {"features": prepare_features(tiles, photos), "cost": cost, "best_crop": best_crop,
+            "cube": np.sort(cube, axis=2), "weights": tile_weights(tiles.shape[0], seed=5)}
+
+
+def check_large_result(data: dict, result, weights: np.ndarray | None) -> None:
+    """Valid assignment, objective and winning crops consistent with the dense reference."""
+    features, cost = data["features"], data["cost"]
+    x = result.assignment.photo_of_tile
+    check_valid(x, features.n_tiles, features.n_photos)
+    rows = np.arange(x.size)
+    assert result.assignment.objective == pytest.approx(
+        weighted_objective(cost, x, weights), rel=1e-6)
+    assert result.lower_bound <= result.assignment.objective + 1e-9
+    ordered = data["cube"][rows, x]
+    clear = ordered[:, 1] - ordered[:, 0] > 1e-5
+    assert clear.mean() > 0.9
+    assert result.best_crop.shape == (x.size,)
+    np.testing.assert_array_equal(result.best_crop[clear], data["best_crop"][rows, x][clear])
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_assign_large_dense_path(medium_with_crops: dict, tmp_path, weighted: bool) -> None:
+    """Auto with ample memory: dense exact, the objective of assign_optimal."""
+    data = medium_with_crops
+    weights = data["weights"] if weighted else None
+    result = assign_large(data["features"], MEDIUM_GRID, weights, max_memory=4 * 10**9,
+                          runner=BlockRunner(threads=2), workdir=tmp_path)
+    assert result.choice.method == "optimal" == result.assignment.method
+    assert result.regional is None
+    check_large_result(data, result, weights)
+    reference = assign_optimal(data["cost"], weights)
+    assert result.assignment.objective == pytest.approx(reference.objective, rel=1e-6)
+    assert result.lower_bound == pytest.approx(reference.objective, rel=1e-6)
+    assert list(tmp_path.iterdir()) == []  # the memory-mapped matrix is deleted
+    metrics = result.metrics()
+    assert metrics["method"] == "optimal" and "regional" not in metrics
+
+
+def test_assign_large_regional_path(medium_with_crops: dict) -> None:
+    """Auto with a tiny budget: regional, valid, winning crops right, near the optimum."""
+    data = medium_with_crops
+    features, weights = data["features"], data["weights"]
+    result = assign_large(features, MEDIUM_GRID, weights, max_memory=5 * 10**6, regions=4,
+                          runner=BlockRunner(threads=2))
+    assert result.choice.method == "regional" == result.assignment.method
+    assert result.choice.dense_bytes > DENSE_SHARE * 5 * 10**6  # matrix + features
+    assert result.choice.regions == 4 and result.regional is not None
+    assert result.regional.regions == 4
+    check_large_result(data, result, weights)
+    optimum = assign_optimal(data["cost"], weights).objective
+    assert result.lower_bound <= optimum * (1 + 1e-6)
+    assert optimum * (1 - 1e-6) <= result.assignment.objective <= optimum * (1 + MAX_EXCESS)
+    metrics = result.metrics()
+    assert metrics["method"] == "regional" and metrics["regional"]["regions"] == 4
+
