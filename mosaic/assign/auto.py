@@ -113,7 +113,9 @@ def choose_method(tiles: int, photos: int, crops: int = 1, max_memory: int | Non
         return MethodChoice("optimal", reason, needed, budget)
     count = regions or default_regions(tiles, photos, budget, workers)
     if requested == "regional":
-        reason = f"regional with {count} regions, as asked"
+        reason = (f"regional with {count} regions, as asked" if regions else
+                  f"regional, as asked, with {count} regions of about "
+                  f"{tiles // max(1, count):,} tiles")
     else:
         reason = (f"regional with {count} regions: the dense {tiles:,} x {photos:,} matrix "
                   f"would need {format_bytes(needed)}, over --max-memory "

@@ -25,7 +25,9 @@ blocks, and every step that touches all tiles x photos streams over blocks on Da
    together; a pair's new assignment is kept only when it is cheaper, so the objective
    never rises. Pairs are coloured into four classes of disjoint pairs, each class solved
    in parallel; a pair is solved again only when one of its regions changed. It stops
-   when no pair improves (or after ``max_sweeps`` sweeps or ``time_limit`` seconds).
+   when no pair improves, or a whole sweep gains less than ``REPAIR_STOP`` of the
+   objective (0.001 %: at 50,000 photos sweeps 5 to 12 together gained 0.004 % and took
+   four minutes), or after ``max_sweeps`` sweeps or ``time_limit`` seconds.
 
 Weighted problems minimise ``sum_t w_t c[t, x(t)]``; everything above uses ``w_t c_ti``.
 """
@@ -69,6 +71,8 @@ SPARE_SHARE = 0.25
 MIN_GAIN = 1e-7
 #: Sweeps over all neighbouring pairs at most.
 MAX_SWEEPS = 12
+#: The repair stops when a sweep gains less than this share of the objective.
+REPAIR_STOP = 1e-5
 #: Regions per photo in the first restricted allocation LP (column generation adds more).
 ALLOCATION_KEEP = 2
 
@@ -208,7 +212,10 @@ class RegionalReport:
     improved_pairs : int
         Pair solves that lowered the objective.
     converged : bool
-        The repair stopped because no pair improved (not on a limit).
+        The repair stopped because no pair improved, or a sweep gained less than
+        ``REPAIR_STOP`` of the objective (not on a sweep or time limit).
+    stop_reason : str
+        Why the repair stopped.
     coarse : dict
         Coarse price settings (share, samples) and the lower bound of the raw estimate.
     seconds : dict
@@ -227,6 +234,7 @@ class RegionalReport:
     pair_solves: int = 0
     improved_pairs: int = 0
     converged: bool = False
+    stop_reason: str = ""
     coarse: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     peak_memory_bytes: int = 0
@@ -646,11 +654,13 @@ class RepairStats:
     improved_pairs: int = 0
     converged: bool = False
     gain: float = 0.0
+    stop_reason: str = ""
 
 
 def repair(features: Features, weights: np.ndarray, grid: RegionGrid, region_of: np.ndarray,
            photo_of_tile: np.ndarray, runner: BlockRunner, max_sweeps: int = MAX_SWEEPS,
            time_limit: float | None = None, min_gain: float = MIN_GAIN,
+           stop_gain: float = 0.0,
            on_sweep: Callable[[RepairStats, int], None] | None = None) -> RepairStats:
     """Re-solve neighbouring pairs of regions together until no pair improves.
 
@@ -673,6 +683,8 @@ def repair(features: Features, weights: np.ndarray, grid: RegionGrid, region_of:
         Stop starting new sweeps after this many seconds.
     min_gain : float
         Relative improvement a pair must bring.
+    stop_gain : float
+        Stop (as converged) after a sweep that lowered the objective by less than this.
     on_sweep : callable, optional
         Called with the stats so far and the pairs improved in the sweep, after each.
 
@@ -687,10 +699,13 @@ def repair(features: Features, weights: np.ndarray, grid: RegionGrid, region_of:
     shared = runner.share(features)
     shared_weights = runner.share(weights)
     started = time.perf_counter()
+    stats.stop_reason = f"sweep limit ({max_sweeps})"
     while stats.sweeps < max_sweeps:
         if time_limit is not None and time.perf_counter() - started > time_limit:
+            stats.stop_reason = f"time limit ({time_limit:g} s)"
             break
         solved = improved = 0
+        gain_before = stats.gain
         for group in grid.pair_classes():
             todo = [pair for pair in group if clean.get(pair) != tuple(version[list(pair)])]
             tasks = []
@@ -717,7 +732,11 @@ def repair(features: Features, weights: np.ndarray, grid: RegionGrid, region_of:
         if on_sweep is not None:
             on_sweep(stats, improved)
         if improved == 0:
+            stats.converged, stats.stop_reason = True, "no pair improved"
+            break
+        if stats.gain - gain_before < stop_gain:
             stats.converged = True
+            stats.stop_reason = f"a sweep gained less than {stop_gain:.3g}"
             break
     return stats
 
@@ -816,12 +835,14 @@ def assign_regional(features: Features, grid_shape: tuple[int, int],
 
     begun = time.perf_counter()
     stats = repair(features, w, grid, region_of, photo_of_tile, runner, max_sweeps, time_limit,
+                   stop_gain=REPAIR_STOP * abs(report.start_objective),
                    on_sweep=lambda done, better: say(
                        f"regional: sweep {done.sweeps}: {better} pairs improved, objective "
                        f"{report.start_objective - done.gain:.6g} "
                        f"({time.perf_counter() - begun:.0f} s)"))
     report.sweeps, report.pair_solves = stats.sweeps, stats.pair_solves
     report.improved_pairs, report.converged = stats.improved_pairs, stats.converged
+    report.stop_reason = stats.stop_reason
     stage("repair", begun)
 
     check_assignment(photo_of_tile, photos)

@@ -91,7 +91,9 @@ def check_problem(cost: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
     tiles, photos = cost.shape
     if tiles > photos:
         raise MosaicError(f"{tiles} tiles need {tiles} distinct photos; only {photos} given")
-    if not np.isfinite(cost).all():
+    rows_per_check = max(1, 2**24 // max(1, photos))  # a memory-mapped matrix stays on disk
+    if not all(np.isfinite(cost[start:start + rows_per_check]).all()
+               for start in range(0, tiles, rows_per_check)):
         raise ValueError("cost matrix holds NaN or infinite values")
     if weights is None:
         return np.ones(tiles, dtype=np.float64)
