@@ -162,6 +162,10 @@ def report_markdown(metrics: Mapping[str, object], comparison: Sequence[Mapping[
         ["grid", f"{metrics['rows']} x {metrics['cols']} = {metrics['tiles']} tiles"],
         ["photos", f"{metrics['photos_used']} used of {metrics['photos_available']}"],
         ["method", f"{metrics['method']} ({metrics.get('solver', '')})"],
+        *([["why this method", metrics["method_reason"]]]
+          if metrics.get("method_reason") else []),
+        *([["computed on", f"Dask cluster {metrics['dask']}"]]
+          if str(metrics.get("dask", "")).startswith(("tcp://", "tls://")) else []),
         ["metric", metrics["metric"]],
         ["mean cost", metrics["mean_cost"]],
         ["tile error (RGB MSE, 16 px cells)", quality.get("tile_mse_rgb", "")],
@@ -175,6 +179,9 @@ def report_markdown(metrics: Mapping[str, object], comparison: Sequence[Mapping[
           c["seconds"]] for c in comparison])
     timings = metrics.get("timings", {})
     timing_table = markdown_table(["step", "seconds"], [[k, v] for k, v in timings.items()])
+    if len(comparison) == 1 and metrics.get("method") == "regional":
+        methods += ("\n\nNo greedy or unweighted baseline: they need the dense tiles x "
+                    "photos matrix that the regional method avoids.")
     parts = [
         "# Mosaic report", "", summary, "", "## Methods", "", methods, "",
         "## Timings", "", timing_table, "", "## Tile costs", "", cost_histogram(tile_costs),

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mosaic.assign.auto import choose_method
-from mosaic.assign.regional import assign_regional
+from mosaic.assign.regional import STAGES, assign_regional
 from mosaic.blocks import (
     BlockRunner,
     dask_client,
@@ -164,11 +164,10 @@ def arrange_regional(thumbs: dict[str, str], tiles: dict[str, str], metric: Metr
     tile_weight = np.load(weights["path"], allow_pickle=False) if weights else None
     label = "regional" if weights is not None else "regional, unweighted"
     with (dask_client(request.dask_address) as client,
-          stage(f"solve ({label})", 1) as advance):
+          stage(f"solve ({label}, {len(STAGES)} stages)", len(STAGES)) as advance):
         runner = BlockRunner(client)
         result = assign_regional(features, grid, tile_weight, regions, request.budget(),
-                                 runner, log=logger.info)
-        advance(1)
+                                 runner, log=logger.info, progress=advance)
     assignment, report = result.assignment, result.report
     folder = Path(workdir) / "assign" / _key(thumbs["sha256"], tiles["sha256"], metric, grid,
                                              "regional", regions,

@@ -117,3 +117,28 @@ def test_weights_none_skips_detection(prefect_api, photo_dir, portrait, tmp_path
     result = build_mosaic(options)
     assert result["faces_found"] is None and result["weights"]["mode"] == "none"
     assert result["weights_note"] is None
+
+
+def test_auto_picks_regional_when_the_matrix_exceeds_the_budget(prefect_api, photo_dir,
+                                                                  portrait, tmp_path):
+    """A tiny --max-memory makes "auto" run the regional method, weighted, with a report."""
+    from flows.build_mosaic import build_mosaic
+    from mosaic.steps_scale import ScaleRequest
+
+    dense = build_mosaic(_options(photo_dir, portrait, tmp_path / "dense", compare=False))
+    assert dense["method"] == "optimal" and dense["method_requested"] == "auto"
+    assert "dense exact" in dense["method_reason"]
+    small = _options(photo_dir, portrait, tmp_path / "regional", compare=False,
+                     scale=ScaleRequest(max_memory="60kB"))
+    regional = build_mosaic(small)
+    assert regional["method"] == "regional" and regional["method_requested"] == "auto"
+    assert "over --max-memory" in regional["method_reason"]
+    placement = json.loads(Path(regional["assignment_file"]).read_text())["photo_of_tile"]
+    assert len(placement) == regional["tiles"] == len(set(placement))
+    assert regional["lower_bound"] <= dense["objective"] + 1e-9 <= regional["objective"] + 2e-9
+    assert regional["weights"]["mode"] == "faces+people"
+    assert regional["regional"]["regions"] >= 2
+    report = (tmp_path / "regional" / "report.md").read_text()
+    assert "why this method" in report
+    assert "No greedy or unweighted baseline" in report
+    assert Path(regional["output"]).is_file()

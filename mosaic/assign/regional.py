@@ -73,6 +73,9 @@ MIN_GAIN = 1e-7
 MAX_SWEEPS = 12
 #: The repair stops when a sweep gains less than this share of the objective.
 REPAIR_STOP = 1e-5
+#: The stages of :func:`assign_regional`, in order (each reports its seconds).
+STAGES = ("coarse solves", "c-transform pass", "reduced-cost pass", "allocation LP",
+          "region solves", "repair")
 #: Regions per photo in the first restricted allocation LP (column generation adds more).
 ALLOCATION_KEEP = 2
 
@@ -750,8 +753,8 @@ def assign_regional(features: Features, grid_shape: tuple[int, int],
                     max_memory: int = 8 * 10**9, runner: BlockRunner | None = None,
                     coarse_share: int = COARSE_SHARE, coarse_samples: int = COARSE_SAMPLES,
                     max_sweeps: int = MAX_SWEEPS, time_limit: float | None = None,
-                    seed: int = 0, log: Callable[[str], None] | None = None
-                    ) -> RegionalResult:
+                    seed: int = 0, log: Callable[[str], None] | None = None,
+                    progress: Callable[[int], None] | None = None) -> RegionalResult:
     """Assign photos to a large grid without the dense matrix (see the module docstring).
 
     Parameters
@@ -777,7 +780,9 @@ def assign_regional(features: Features, grid_shape: tuple[int, int],
     seed : int
         Random order of the coarse samples (the result is repeatable for a seed).
     log : callable, optional
-        Receives one line per stage.
+        Receives one line per stage and per repair sweep.
+    progress : callable, optional
+        Called with 1 after each of the :data:`STAGES`.
 
     Returns
     -------
@@ -805,6 +810,8 @@ def assign_regional(features: Features, grid_shape: tuple[int, int],
     def stage(name: str, begun: float) -> None:
         report.seconds[name] = time.perf_counter() - begun
         say(f"regional: {name} {report.seconds[name]:.1f} s")
+        if progress is not None:
+            progress(1)
 
     begun = time.perf_counter()
     coarse = solve_coarse(features, w, runner, coarse_share, coarse_samples, seed)
