@@ -74,21 +74,10 @@ OPTIONAL: dict[str, dict[str, Box]] = {
 }
 
 
-def _iou(first: Box, second: Box) -> float:
-    width = min(first[2], second[2]) - max(first[0], second[0])
-    height = min(first[3], second[3]) - max(first[1], second[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    area = ((first[2] - first[0]) * (first[3] - first[1])
-            + (second[2] - second[0]) * (second[3] - second[1]) - inter)
-    return inter / area
-
-
 def _matches(found: Box, truth: Box) -> bool:
     cx, cy = (found[0] + found[2]) / 2, (found[1] + found[3]) / 2
     inside = truth[0] <= cx <= truth[2] and truth[1] <= cy <= truth[3]
-    return inside or _iou(found, truth) >= 0.3
+    return inside or importance.box_iou(found, truth) >= 0.3
 
 
 def score(name: str, faces: list[Box]) -> tuple[list[str], list[str], list[Box]]:

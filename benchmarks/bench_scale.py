@@ -201,8 +201,9 @@ def measure_row(method: str, count: int, size: int, max_memory: str, cache: Path
         Time limit of the regional repair (``time_limit`` of ``assign_regional``).
     """
     from mosaic.assign.auto import assign_large
-    from mosaic.blocks import parse_memory, peak_memory_bytes, prepare_features
+    from mosaic.blocks import parse_memory, prepare_features
     from mosaic.features import to_features
+    from mosaic.machine import peak_memory_bytes
 
     photos = to_features(cached_thumbs(count, size, SEED, cache), "lab")
     tiles, grid = target_tiles(count, size)

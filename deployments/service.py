@@ -25,7 +25,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -137,26 +136,12 @@ def start_worker(wait_seconds: float = 120.0) -> int:
         return running
     env = {**os.environ, "PREFECT_API_URL": local_server.API_URL, "DO_NOT_TRACK": "1"}
     env.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "mosaic")
-    local_server.STATE_DIR.mkdir(parents=True, exist_ok=True)
     command = [str(Path(sys.executable).with_name("prefect")), "--no-prompt", "worker",
                "start", "--pool", POOL, "--type", "process", "--name", WORKER_NAME,
                "--install-policy", "never"]
-    with open(WORKER_LOG, "ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, env=env,
-                                   start_new_session=True)
-    WORKER_PID.write_text(str(process.pid))
-    deadline = time.monotonic() + wait_seconds
-    while time.monotonic() < deadline:
-        if _worker_online(local_server.API_URL):
-            return process.pid
-        if process.poll() is not None:
-            WORKER_PID.unlink(missing_ok=True)
-            raise RuntimeError(f"the worker exited with status {process.returncode}; "
-                               f"see {WORKER_LOG}")
-        time.sleep(0.5)
-    raise RuntimeError(f"the worker did not come online within {wait_seconds:.0f} s; "
-                       f"see {WORKER_LOG}")
+    return local_server.start_in_background(
+        command, env, WORKER_LOG, WORKER_PID, lambda: _worker_online(local_server.API_URL),
+        "the worker", wait_seconds)
 
 
 def stop_worker(wait_seconds: float = 20.0) -> bool:

@@ -7,7 +7,6 @@ file reference (path + SHA-256) in the run's work folder.
 from __future__ import annotations
 
 import logging
-import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from prefect.states import State
 from flows.artifacts import publish_build_artifacts
 from mosaic.features import METRICS
 from mosaic.files import FileRef, remove_stale_temporaries
+from mosaic.machine import peak_memory_bytes
 from mosaic.options import BuildOptions
 from mosaic.steps import METHODS
 from mosaic.steps_scale import choose_assignment
@@ -64,7 +64,7 @@ def _baselines(cost: dict[str, str], method: str, weights: dict[str, str] | None
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_memory_bytes() / 2**20
 
 
 @flow(name="build-mosaic", log_prints=True, persist_result=False)

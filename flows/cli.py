@@ -302,18 +302,13 @@ def make_options(photos: Path, target: Path, out: Path, grid: str | None, tiles:
                  metrics: Path | None, max_pixels: int, compare: bool, weighting: Any,
                  scale: Any = None) -> Any:
     """Check every argument that can be checked before the run; build ``BuildOptions``."""
-    from mosaic.features import METRICS
     from mosaic.images import open_rgb
+    from mosaic.options import check_choices
     from mosaic.sources.folder import list_photo_files
-    from mosaic.steps import METHODS, LayoutRequest
+    from mosaic.steps import LayoutRequest
 
     try:
-        if method not in METHODS:
-            raise MosaicError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
-        if metric not in METRICS:
-            raise MosaicError(f"--metric {metric!r}: choose one of {', '.join(METRICS)}")
-        if not 1 <= crops <= 7:
-            raise MosaicError(f"--crops {crops}: choose between 1 and 7")
+        check_choices(method, metric, crops)
         if not 2 <= feature_size <= 64:
             raise MosaicError(f"--feature-size {feature_size}: choose between 2 and 64")
         if max_pixels < 1:

@@ -41,9 +41,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.build_mosaic import build_mosaic
 from flows.scrape_instagram import WORKERS, ScrapeRequest, scrape_instagram
 from mosaic.errors import MosaicError
-from mosaic.features import METRICS
 from mosaic.importance import check_segmenter, check_weights
-from mosaic.options import BuildOptions
+from mosaic.options import BuildOptions, check_choices
 from mosaic.sources.download import (
     DEFAULT_ALLOWED_HOSTS,
     AllowList,
@@ -57,7 +56,7 @@ from mosaic.sources.instagram_web import (
     check_username,
     normalise_base_url,
 )
-from mosaic.steps import METHODS, LayoutRequest, WeightRequest
+from mosaic.steps import LayoutRequest, WeightRequest
 
 log = logging.getLogger("mosaic.deployed")
 
@@ -110,12 +109,7 @@ def build_options(photos: str, target: str, out: str, workdir: str | None,
     MosaicError
         A parameter that cannot work (unknown method, missing folder, bad grid...).
     """
-    if method not in METHODS:
-        raise MosaicError(f"method {method!r}: choose one of {', '.join(METHODS)}")
-    if metric not in METRICS:
-        raise MosaicError(f"metric {metric!r}: choose one of {', '.join(METRICS)}")
-    if not 1 <= crops <= 7:
-        raise MosaicError(f"crops {crops}: choose between 1 and 7")
+    check_choices(method, metric, crops, prefix="")
     layout.check()
     weighting = WeightRequest(mode=weights)
     check_weights(weighting.mode, weighting.face_weight, weighting.person_weight,

@@ -7,6 +7,7 @@ finds, starts and stops such a server without importing Prefect.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import time
 import tomllib
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -117,14 +119,13 @@ class TemporaryServer:
     def stop(self) -> None:
         """Stop the server and remove its log."""
         if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-            except ProcessLookupError:
-                pass
+            with contextlib.suppress(ProcessLookupError):  # the group is gone already
+                try:
+                    os.killpg(self.process.pid, signal.SIGTERM)
+                    self.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                    self.process.wait()
         self.log_path.unlink(missing_ok=True)
 
 
@@ -143,23 +144,57 @@ def start(wait_seconds: float = 120.0) -> int:
     """
     if is_running():
         return int(PID_FILE.read_text()) if PID_FILE.exists() else 0
+    return start_in_background(
+        [_prefect_command(), "server", "start", "--host", HOST, "--port", str(PORT)],
+        {**_server_env(), "PREFECT_UI_API_URL": API_URL}, LOG_FILE, PID_FILE, is_running,
+        "the Prefect server", wait_seconds)
+
+
+def start_in_background(command: list[str], env: dict[str, str], log_path: Path,
+                        pid_file: Path, is_up: Callable[[], bool], what: str,
+                        wait_seconds: float) -> int:
+    """Start ``command`` in a session of its own and wait until ``is_up()`` says it is up.
+
+    Parameters
+    ----------
+    command, env
+        The program and its environment.
+    log_path : Path
+        Its output is appended here.
+    pid_file : Path
+        Its process id is written here (and removed if it exits before it is up).
+    is_up : callable
+        True once the program serves.
+    what : str
+        Its name in messages ("the Prefect server").
+    wait_seconds : float
+        How long to wait.
+
+    Returns
+    -------
+    int
+        The process id.
+
+    Raises
+    ------
+    RuntimeError
+        It exited, or was not up within ``wait_seconds``; the message names the log.
+    """
     STATE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(LOG_FILE, "ab") as log:
-        process = subprocess.Popen(
-            [_prefect_command(), "server", "start", "--host", HOST, "--port", str(PORT)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**_server_env(), "PREFECT_UI_API_URL": API_URL}, start_new_session=True)
-    PID_FILE.write_text(str(process.pid))
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    pid_file.write_text(str(process.pid))
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
-        if is_running():
+        if is_up():
             return process.pid
         if process.poll() is not None:
-            raise RuntimeError(f"the Prefect server exited with status {process.returncode};"
-                               f" see {LOG_FILE}")
+            pid_file.unlink(missing_ok=True)
+            raise RuntimeError(f"{what} exited with status {process.returncode}; "
+                               f"see {log_path}")
         time.sleep(0.5)
-    raise RuntimeError(f"the Prefect server did not answer within {wait_seconds:.0f} s; "
-                       f"see {LOG_FILE}")
+    raise RuntimeError(f"{what} did not answer within {wait_seconds:.0f} s; see {log_path}")
 
 
 def stop(wait_seconds: float = 20.0) -> bool:

@@ -18,9 +18,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import os
 import re
-import resource
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ import numpy as np
 from dask import delayed
 
 from mosaic.errors import MosaicError
+from mosaic.machine import physical_memory, usable_cpus
 
 #: Bytes per unit of a memory size ("4GB" is 4 * 10^9 bytes, "4GiB" 4 * 2^30).
 _UNITS = {
@@ -88,11 +87,6 @@ def parse_memory(text: str | int | float) -> int:
     return size
 
 
-def physical_memory() -> int:
-    """Bytes of physical memory of this machine."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
 def default_max_memory() -> int:
     """The memory budget when none is given: a third of the RAM, at most 8 GB."""
     return min(DEFAULT_MEMORY_CAP, int(physical_memory() * DEFAULT_MEMORY_SHARE))
@@ -104,11 +98,6 @@ def format_bytes(size: float) -> str:
         if size >= scale:
             return f"{size / scale:.1f} {unit}"
     return f"{int(size)} B"
-
-
-def peak_memory_bytes() -> int:
-    """Peak resident memory of this process so far (Linux ``ru_maxrss``), in bytes."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 @dataclass(frozen=True)
@@ -291,7 +280,7 @@ class BlockRunner:
 
     def __init__(self, client: Any | None = None, threads: int | None = None) -> None:
         self.client = client
-        self.threads = max(1, threads or _usable_cpus())
+        self.threads = max(1, threads or usable_cpus())
         self._shared: dict[int, tuple[Any, Any]] = {}
 
     @property
@@ -382,13 +371,6 @@ def _take(items: Iterator[tuple[int, Any]], count: int) -> list[tuple[int, Any]]
         if len(taken) == count:
             break
     return taken
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 @contextlib.contextmanager

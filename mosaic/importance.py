@@ -289,8 +289,8 @@ def _working_image(rgb: Image.Image, side: int) -> tuple[np.ndarray, float]:
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)), scale
 
 
-def _iou(first: _FloatBox, second: _FloatBox) -> float:
-    """Intersection over union of two boxes."""
+def box_iou(first: Sequence[float], second: Sequence[float]) -> float:
+    """Intersection over union of two ``(left, top, right, bottom)`` boxes."""
     width = min(first[2], second[2]) - max(first[0], second[0])
     height = min(first[3], second[3]) - max(first[1], second[1])
     if width <= 0 or height <= 0:
@@ -407,7 +407,7 @@ def _face_candidates(mp: ModuleType, work: np.ndarray, mesh: Any, min_face_px: i
     kept: list[_Candidate] = []
     for box, score in [(b, None) for b in meshes] + scored:
         for candidate in kept:
-            if _iou(box, candidate.box) >= _VOTE_IOU:
+            if box_iou(box, candidate.box) >= _VOTE_IOU:
                 candidate.add(score)
                 break
         else:
@@ -435,7 +435,7 @@ def _mesh_in_box(mesh: Any, work_image: Image.Image, box: _FloatBox, zoom: float
     faces = _landmark_arrays(mesh.process(pixels), region, pixels.shape[:2])
     best, best_iou = None, _VERIFY_IOU
     for points in faces:
-        overlap = _iou(_points_box(points), box)
+        overlap = box_iou(_points_box(points), box)
         if overlap >= best_iou:
             best, best_iou = points, overlap
     return best
@@ -479,7 +479,7 @@ def _haar_votes(cascades: Sequence[tuple[Any, bool, bool]], gray: Image.Image, b
                                          maxSize=(2 * _HAAR_SIDE,) * 2)
         for x, y, w, h in np.asarray(found).reshape(-1, 4).tolist():
             left = size - x - w if mirrored else x
-            if _iou((left, y, left + w, y + h), inner) >= _HAAR_IOU:
+            if box_iou((left, y, left + w, y + h), inner) >= _HAAR_IOU:
                 profile += is_profile
                 frontal += not is_profile
                 break
@@ -614,7 +614,7 @@ def _find_faces(mp: ModuleType, work: np.ndarray, min_face_px: int) -> list[np.n
             return poses[0]
 
         for candidate in candidates:
-            if any(_iou(candidate.box, _points_box(other)) >= _CANDIDATE_NMS_IOU
+            if any(box_iou(candidate.box, _points_box(other)) >= _CANDIDATE_NMS_IOU
                    for other in faces):
                 continue  # the same face again, already verified
             points = _verify_face(mesh, work_image, gray, cascades, candidate, min_face_px,
@@ -622,7 +622,7 @@ def _find_faces(mp: ModuleType, work: np.ndarray, min_face_px: int) -> list[np.n
             if points is None:
                 continue
             found = _points_box(points)
-            if all(_iou(found, _points_box(other)) < _SAME_FACE_IOU for other in faces):
+            if all(box_iou(found, _points_box(other)) < _SAME_FACE_IOU for other in faces):
                 faces.append(points)
     faces.sort(key=lambda p: -np.prod(p.max(axis=0) - p.min(axis=0)))
     return faces

@@ -60,11 +60,13 @@ METHODS = ("auto", "optimal", "regional", "greedy", "lp", "lp-pulp")
 """Every ``--method``: "auto" picks dense "optimal" or "regional" by size and memory."""
 
 
-def _key(*parts: Any) -> str:
+def step_key(*parts: Any) -> str:
+    """Short hash of a step's inputs: the name of its output folder."""
     return hash_jsonable(parts)[:16]
 
 
-def _ref(path: Path) -> dict[str, str]:
+def file_ref(path: Path) -> dict[str, str]:
+    """Reference to a step's output file: path and SHA-256."""
     return FileRef.of(path).to_dict()
 
 
@@ -113,11 +115,11 @@ def load_library(photos: list[tuple[str, str | None]], workdir: str, feature_siz
     base = Path(workdir)
     library = build_library(photos, feature_size, crops, cache_dir=base / "cache",
                             max_pixels=max_pixels)
-    folder = base / "library" / _key(photos, feature_size, crops, max_pixels)
+    folder = base / "library" / step_key(photos, feature_size, crops, max_pixels)
     manifest, thumbs = save_library(library, folder)
     return {
-        "manifest": _ref(manifest),
-        "thumbs": _ref(thumbs),
+        "manifest": file_ref(manifest),
+        "thumbs": file_ref(thumbs),
         "photos": len(library),
         "files": len(photos),
         "skipped": len(library.skipped),
@@ -149,11 +151,11 @@ def detect(target: dict[str, str], workdir: str, request: WeightRequest,
         detection = detect_people(image, request.segmenter, request.pointrend_config,
                                   request.pointrend_weights)
         advance(1)
-    folder = Path(workdir) / "people" / _key(target["sha256"], request.segmenter,
+    folder = Path(workdir) / "people" / step_key(target["sha256"], request.segmenter,
                                              request.pointrend_config,
                                              request.pointrend_weights)
     save_detection(detection, folder / "detection.npz")
-    return {"detection": _ref(folder / "detection.npz"), **detection.summary(),
+    return {"detection": file_ref(folder / "detection.npz"), **detection.summary(),
             "seconds": time.perf_counter() - started}
 
 
@@ -178,13 +180,13 @@ def prepare_target(target: dict[str, str], photos: int, workdir: str,
     with stage("cut target tiles", 1) as advance:
         tiles = tile_thumbnails(image, layout.crop, layout.rows, layout.cols, feature_size)
         advance(1)
-    folder = Path(workdir) / "target" / _key(target["sha256"], photos, request.__dict__,
+    folder = Path(workdir) / "target" / step_key(target["sha256"], photos, request.__dict__,
                                              feature_size, detection)
     save_npy_atomic(folder / "tiles.npy", tiles)
     write_json_atomic(folder / "layout.json", layout.to_dict())
     return {
-        "layout": _ref(folder / "layout.json"),
-        "tiles": _ref(folder / "tiles.npy"),
+        "layout": file_ref(folder / "layout.json"),
+        "tiles": file_ref(folder / "tiles.npy"),
         "rows": layout.rows,
         "cols": layout.cols,
         "seconds": time.perf_counter() - started,
@@ -199,7 +201,7 @@ def weigh(detection: dict[str, str] | None, layout: dict[str, str], request: Wei
     background.
     """
     plan = Layout.from_dict(json.loads(Path(layout["path"]).read_text(encoding="utf-8")))
-    folder = Path(workdir) / "weights" / _key(detection, layout["sha256"], request.__dict__)
+    folder = Path(workdir) / "weights" / step_key(detection, layout["sha256"], request.__dict__)
     if detection is None:
         mode, note = "none", None
         weights = np.ones(plan.tiles)
@@ -214,8 +216,9 @@ def weigh(detection: dict[str, str] | None, layout: dict[str, str], request: Wei
     save_npy_atomic(folder / "classes.npy", classes)
     settings = weights_settings(mode, request.face_weight, request.person_weight,
                                 request.falloff, requested=request.mode)
-    return {"weights": _ref(folder / "weights.npy"), "classes": _ref(folder / "classes.npy"),
-            "settings": settings, "note": note, "uniform": mode == "none"}
+    return {"weights": file_ref(folder / "weights.npy"),
+            "classes": file_ref(folder / "classes.npy"), "settings": settings, "note": note,
+            "uniform": mode == "none"}
 
 
 def solve(cost: np.ndarray, method: str, weights: np.ndarray | None = None) -> Assignment:
@@ -240,11 +243,11 @@ def arrange(cost: dict[str, str], method: str, workdir: str,
     with stage(f"solve ({label})", 1) as advance:
         result = solve(matrix, method, tile_weight)
         advance(1)
-    folder = Path(workdir) / "assign" / _key(cost["sha256"], method,
+    folder = Path(workdir) / "assign" / step_key(cost["sha256"], method,
                                              weights["sha256"] if weights else None)
     write_json_atomic(folder / "assignment.json", result.to_dict())
     return {
-        "assignment": _ref(folder / "assignment.json"),
+        "assignment": file_ref(folder / "assignment.json"),
         "method": label,
         "objective": result.objective,
         "mean_cost": result.mean_cost,
@@ -283,7 +286,7 @@ def render(assignment: dict[str, str], best_crop: dict[str, str] | None,
             choice = int(crops[tile] if crops.ndim == 1 else crops[tile, photo])
         sources.append((record.path, record.boxes[choice]))
     path = render_mosaic(plan, sources, out, dpi=dpi)
-    return {"mosaic": _ref(path), "width": plan.output_size[0], "height": plan.output_size[1],
+    return {"mosaic": file_ref(path), "width": plan.output_size[0], "height": plan.output_size[1],
             "seconds": time.perf_counter() - started}
 
 

@@ -30,8 +30,9 @@ from mosaic.blocks import (
 )
 from mosaic.errors import MosaicError
 from mosaic.features import Metric, to_features
-from mosaic.files import FileRef, atomic_path, hash_jsonable, save_npy_atomic, write_json_atomic
+from mosaic.files import atomic_path, save_npy_atomic, write_json_atomic
 from mosaic.progress import stage
+from mosaic.steps import file_ref, step_key
 
 logger = logging.getLogger("mosaic.scale")
 
@@ -70,14 +71,6 @@ class ScaleRequest:
     def budget(self) -> int:
         """The memory budget in bytes."""
         return parse_memory(self.max_memory) if self.max_memory else default_max_memory()
-
-
-def _key(*parts: Any) -> str:
-    return hash_jsonable(parts)[:16]
-
-
-def _ref(path: Path) -> dict[str, str]:
-    return FileRef.of(path).to_dict()
 
 
 def choose_assignment(method: str, tiles: int, photos: int, crops: int, feature_size: int,
@@ -129,7 +122,7 @@ def score_blocks(thumbs: dict[str, str], tiles: dict[str, str], metric: Metric, 
     blocks in flight stay within the memory budget (the files are memory-mapped).
     """
     features = _features(thumbs, tiles, metric)
-    folder = Path(workdir) / "score" / _key(thumbs["sha256"], tiles["sha256"], metric)
+    folder = Path(workdir) / "score" / step_key(thumbs["sha256"], tiles["sha256"], metric)
     with_crops = features.n_crops > 1
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -142,8 +135,8 @@ def score_blocks(thumbs: dict[str, str], tiles: dict[str, str], metric: Metric, 
                                      with_crops=with_crops, crop_path=crop_tmp,
                                      progress=advance)
         del cost, crop  # flushed and closed before the files are renamed
-    return {"cost": _ref(folder / "cost.npy"),
-            "best_crop": _ref(folder / "best_crop.npy") if with_crops else None,
+    return {"cost": file_ref(folder / "cost.npy"),
+            "best_crop": file_ref(folder / "best_crop.npy") if with_crops else None,
             "seconds": time.perf_counter() - started,
             "where": request.dask_address or "local threads"}
 
@@ -169,7 +162,7 @@ def arrange_regional(thumbs: dict[str, str], tiles: dict[str, str], metric: Metr
         result = assign_regional(features, grid, tile_weight, regions, request.budget(),
                                  runner, log=logger.info, progress=advance)
     assignment, report = result.assignment, result.report
-    folder = Path(workdir) / "assign" / _key(thumbs["sha256"], tiles["sha256"], metric, grid,
+    folder = Path(workdir) / "assign" / step_key(thumbs["sha256"], tiles["sha256"], metric, grid,
                                              "regional", regions,
                                              weights["sha256"] if weights else None)
     write_json_atomic(folder / "assignment.json", assignment.to_dict())
@@ -179,8 +172,8 @@ def arrange_regional(thumbs: dict[str, str], tiles: dict[str, str], metric: Metr
     logger.info("regional: %s; peak memory %s", assignment.message,
                 format_bytes(report.peak_memory_bytes))
     return {
-        "assignment": _ref(folder / "assignment.json"),
-        "tile_crop": _ref(folder / "tile_crop.npy"),
+        "assignment": file_ref(folder / "assignment.json"),
+        "tile_crop": file_ref(folder / "tile_crop.npy"),
         "method": label,
         "objective": assignment.objective,
         "mean_cost": assignment.mean_cost,

@@ -13,6 +13,7 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+from benchmarks.bench_faces import REQUIRED
 from flows.cli_weights import weights as weights_command
 from mosaic import importance
 from mosaic.assign.exact import assign_optimal
@@ -29,27 +30,13 @@ GROUP = DATA / "qt-logo.jpg"
 LANDSCAPE = DATA / "landscape-kite.jpg"
 BAR = DATA / "bar55.jpg"
 BEACH = DATA / "cold_water.jpg"
-# Every face in bar55.jpg, counted by eye (as in benchmarks/bench_faces.py): two in
-# front, three dark ones behind them, a profile, a man in the dark on the right and a
-# woman at the left edge.
-BAR_FACES = {
-    "woman with glasses, left edge": (0, 140, 80, 240),
-    "dark-haired woman, 3/4 view": (112, 235, 170, 305),
-    "woman behind, turned left (dark)": (140, 190, 188, 246),
-    "woman behind, 3/4 view (dark)": (218, 166, 262, 216),
-    "blond woman": (250, 215, 380, 365),
-    "man": (340, 125, 478, 298),
-    "grey-bearded man, profile": (545, 30, 645, 145),
-    "man with glasses, right (dark)": (692, 165, 750, 236),
-}
-# The three faces of cold_water.jpg (as in benchmarks/bench_faces.py); the blond
-# woman's is half hidden behind a head of red hair, and only the face detector and the
-# pose model see it.
-BEACH_FACES = {
-    "man with sunglasses, front": (430, 160, 495, 245),
-    "man with sunglasses, behind": (224, 212, 254, 250),
-    "blond woman, half hidden by a head": (143, 226, 192, 278),
-}
+# Every face of the group photos, counted by eye (the ground truth of
+# benchmarks/bench_faces.py; tests/data holds the same images): bar55 has two in front,
+# three dark ones behind them, a profile, a man in the dark on the right and a woman at
+# the left edge; on cold_water the blond woman's face is half hidden behind a head of
+# red hair, and only the face detector and the pose model see it.
+BAR_FACES = REQUIRED["bar55"]
+BEACH_FACES = REQUIRED["cold_water"]
 
 
 # ------------------------------------------------------------------ real targets (mediapipe)

@@ -30,10 +30,10 @@ from mosaic.blocks import (
     dense_bytes,
     format_bytes,
     pair_cost,
-    peak_memory_bytes,
     score_to_memmap,
 )
 from mosaic.errors import MosaicError
+from mosaic.machine import peak_memory_bytes
 
 #: Methods :func:`choose_method` understands ("auto" picks one of the others).
 LARGE_METHODS = ("auto", "optimal", "regional")

@@ -8,12 +8,12 @@ float64 rounding). The final prices give a dual lower bound, reported as the gap
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
 
 from mosaic.assign.result import Assignment, check_problem, evaluate
+from mosaic.machine import usable_cpus
 
 try:
     from mosaic.assign import _lapcore
@@ -41,11 +41,7 @@ MAX_THREADS = 2
 
 def default_threads() -> int:
     """Auction threads: the usable CPUs, at most :data:`MAX_THREADS`."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        usable = os.cpu_count() or 1
-    return max(1, min(MAX_THREADS, usable))
+    return max(1, min(MAX_THREADS, usable_cpus()))
 
 
 def _as_kernel_matrix(cost: np.ndarray) -> np.ndarray:

@@ -46,7 +46,7 @@ import numpy as np
 from mosaic.assign import exact
 from mosaic.assign.exact import solve_dense_with_bound
 from mosaic.assign.lp import new_highs
-from mosaic.assign.result import Assignment
+from mosaic.assign.result import Assignment, check_weights
 from mosaic.blocks import (
     PHOTO_CHUNK,
     BlockRunner,
@@ -55,9 +55,9 @@ from mosaic.blocks import (
     chunks,
     even_chunks,
     pair_cost,
-    peak_memory_bytes,
 )
 from mosaic.errors import MosaicError
+from mosaic.machine import peak_memory_bytes
 
 #: Target tiles per region when the count is not given.
 REGION_TILES = 3200
@@ -256,17 +256,6 @@ class RegionalResult:
     assignment: Assignment
     best_crop: np.ndarray
     report: RegionalReport
-
-
-def _value_weights(weights: np.ndarray | None, tiles: int) -> np.ndarray:
-    if weights is None:
-        return np.ones(tiles, dtype=np.float64)
-    weights = np.asarray(weights, dtype=np.float64)
-    if weights.shape != (tiles,):
-        raise ValueError(f"weights must have shape ({tiles},), got {weights.shape}")
-    if not (np.isfinite(weights).all() and (weights > 0).all()):
-        raise ValueError("weights must be finite and positive")
-    return weights
 
 
 def solve_with_prices(cost: np.ndarray, weights: np.ndarray, threads: int = 1
@@ -799,7 +788,7 @@ def assign_regional(features: Features, grid_shape: tuple[int, int],
         raise ValueError(f"grid {rows} x {cols} does not match {tiles} tiles")
     if photos < tiles:
         raise MosaicError(f"{tiles} tiles need {tiles} distinct photos; only {photos} given")
-    w = _value_weights(weights, tiles)
+    w = check_weights(weights, tiles)
     count = regions or default_regions(tiles, photos, max_memory, runner.workers)
     grid = split_grid(rows, cols, count)
     report = RegionalReport(regions=grid.count, region_grid=(grid.region_rows,

@@ -95,6 +95,17 @@ def check_problem(cost: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
     if not all(np.isfinite(cost[start:start + rows_per_check]).all()
                for start in range(0, tiles, rows_per_check)):
         raise ValueError("cost matrix holds NaN or infinite values")
+    return check_weights(weights, tiles)
+
+
+def check_weights(weights: np.ndarray | None, tiles: int) -> np.ndarray:
+    """The tile weights as float64 (all 1 when not given).
+
+    Raises
+    ------
+    ValueError
+        Not one weight per tile, or a weight that is not finite and positive.
+    """
     if weights is None:
         return np.ones(tiles, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)
