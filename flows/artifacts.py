@@ -237,7 +237,9 @@ def publish_scrape_timings(step_seconds: Mapping[str, float], total: float) -> N
 def scrape_description(summary: Mapping[str, Any]) -> str:
     """One line saying what a scrape saved and where: the description of its report."""
     failed = len(summary["failures"])
+    gone = summary.get("posts_gone", 0) + summary.get("posts_partly_gone", 0)
     return (f"{summary['out_dir']} ({summary['images']} images of {summary['source']}"
+            + (f", {gone} posts gone from the site" if gone else "")
             + (f", {failed} posts failed" if failed else "") + ")")
 
 

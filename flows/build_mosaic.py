@@ -20,6 +20,7 @@ from mosaic.features import METRICS
 from mosaic.files import FileRef, remove_stale_temporaries
 from mosaic.machine import peak_memory_bytes
 from mosaic.options import BuildOptions
+from mosaic.outputs import prepare_run_folder, run_folder_lock
 from mosaic.steps import METHODS
 from mosaic.steps_scale import choose_assignment
 from tasks import build as tasks
@@ -69,11 +70,20 @@ def peak_rss_mb() -> float:
 
 @flow(name="build-mosaic", log_prints=True, persist_result=False)
 def build_mosaic(options: BuildOptions) -> dict[str, Any]:
-    """Build a photo mosaic; returns the run's metrics (also written to ``metrics.json``)."""
+    """Build a photo mosaic; returns the run's metrics (also written to ``metrics.json``).
+
+    One build at a time holds the run folder; temporaries that killed builds left in it
+    and beside the output are removed first.
+    """
+    workdir = prepare_run_folder(options.workdir)
+    with run_folder_lock(workdir):
+        remove_stale_temporaries(workdir, recursive=True)
+        remove_stale_temporaries(Path(options.out).parent)
+        return _build(options, str(workdir))
+
+
+def _build(options: BuildOptions, workdir: str) -> dict[str, Any]:
     started = time.perf_counter()
-    workdir = str(Path(options.workdir).resolve())
-    for folder in [Path(workdir), Path(options.out).parent]:
-        remove_stale_temporaries(folder)
     log = _RunLog()
     target = FileRef.of(options.target).to_dict()
 
@@ -173,7 +183,7 @@ def build_mosaic(options: BuildOptions) -> dict[str, Any]:
                             mosaic=rendered["mosaic"], assignment=chosen["assignment"],
                             comparison=comparison_rows, metrics=metrics,
                             metrics_path=str(Path(options.metrics).resolve()),
-                            report_dir=str(Path(options.metrics).resolve().parent),
+                            report_dir=workdir,
                             weighting=weighting)
     publish_build_artifacts(reported, log.step_seconds, log.cached,
                             time.perf_counter() - started)

@@ -8,21 +8,26 @@ at once, before any server starts.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import click
 import typer
 
 from flows import local_server
 from flows.cli_runs import runs as runs_command
 from flows.cli_sources import import_app, scrape_app
 from flows.cli_weights import weights as weights_command
+from mosaic import processes
 from mosaic.errors import MosaicError
+from mosaic.files import describe_os_error, is_disk_error, remove_live_temporaries
 from mosaic.importance import DEFAULT_FACE_WEIGHT, DEFAULT_FALLOFF, DEFAULT_PERSON_WEIGHT
 
 app = typer.Typer(
@@ -114,24 +119,6 @@ def wait_for_prefect_api() -> None:
             raise typer.Exit(1) from None
 
 
-def _check_output(path: Path) -> None:
-    from PIL import Image
-
-    if path.is_dir():
-        fail(f"--out {path} is a folder; give a file name such as mosaic.jpg")
-    if path.suffix.lower() not in Image.registered_extensions():
-        fail(f"--out {path}: unknown image type {path.suffix!r}; use .jpg, .png or .tif")
-    parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        fail(f"--out {path}: cannot create folder {parent} ({exc.strerror or exc})")
-    if not os.access(parent, os.W_OK):
-        fail(f"--out {path}: folder {parent} is not writable")
-    if path.exists() and not os.access(path, os.W_OK):
-        fail(f"--out {path}: file exists and is not writable")
-
-
 def _progress_reporter(quiet: bool) -> Any:
     if quiet:
         return None
@@ -156,6 +143,10 @@ def run_build(options: Any, quiet: bool, verbose: bool) -> dict[str, Any]:
         return build_mosaic(options)
     except MosaicError as exc:
         fail(str(exc))
+    except OSError as exc:  # a full disk or a forbidden folder: the user can fix it
+        if not is_disk_error(exc):
+            raise
+        fail(describe_os_error(exc, exc.filename or options.workdir))
     except Exception as exc:  # a bug, not bad input: say so in one line, keep the trace
         if verbose:
             raise
@@ -214,7 +205,8 @@ def build(
         help="Run folder for intermediate files (default ./mosaic-runs/<target name>).")
     ] = None,
     metrics: Annotated[Optional[Path], typer.Option(
-        help="Where to write metrics.json (default: in the workdir).")] = None,
+        help="Where to write metrics.json (default: in the workdir). The report "
+             "(report.md and its pictures) always goes in the workdir.")] = None,
     max_pixels: Annotated[int, typer.Option(
         help="Refuse images with more pixels (decompression-bomb guard).")] = 100_000_000,
     compare: Annotated[bool, typer.Option(
@@ -239,7 +231,11 @@ def build(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")
                        ] = False,
 ) -> None:
-    """Build a mosaic of TARGET from the photos in PHOTOS (or of an Instagram account)."""
+    """Build a mosaic of TARGET from the photos in PHOTOS (or of an Instagram account).
+
+    mosaic never replaces a file it did not write: --out and --metrics must be new files
+    or earlier outputs of mosaic, apart from the target and the photo folder.
+    """
     ensure_prefect_api()
     if instagram is not None:
         from flows.cli_sources import fetch_instagram_photos, instagram_photos_dir
@@ -261,7 +257,8 @@ def build(
     _setup_logging(verbose)
     started = time.perf_counter()
     result = run_build(options, quiet, verbose)
-    summarise(result, Path(options.metrics), time.perf_counter() - started, quiet)
+    summarise(result, Path(options.metrics), Path(options.workdir) / "report.md",
+              time.perf_counter() - started, quiet)
 
 
 def make_weighting(mode: str, face_weight: float, person_weight: float, falloff: float,
@@ -301,12 +298,17 @@ def make_options(photos: Path, target: Path, out: Path, grid: str | None, tiles:
                  metric: str, crops: int, feature_size: int, workdir: Path | None,
                  metrics: Path | None, max_pixels: int, compare: bool, weighting: Any,
                  scale: Any = None) -> Any:
-    """Check every argument that can be checked before the run; build ``BuildOptions``."""
-    from mosaic.images import open_rgb
-    from mosaic.options import check_choices
-    from mosaic.sources.folder import list_photo_files
+    """Check every argument that can be checked before the run; build ``BuildOptions``.
+
+    The run folder is prepared and held (one build at a time) until the command ends.
+    """
+    from mosaic.options import BuildOptions, check_choices
+    from mosaic.outputs import run_folder_lock
+    from mosaic.preflight import check_build
     from mosaic.steps import LayoutRequest
 
+    run_dir = workdir if workdir is not None else Path("mosaic-runs") / target.stem
+    metrics_path = metrics if metrics is not None else run_dir / "metrics.json"
     try:
         check_choices(method, metric, crops)
         if not 2 <= feature_size <= 64:
@@ -315,34 +317,27 @@ def make_options(photos: Path, target: Path, out: Path, grid: str | None, tiles:
             raise MosaicError("--max-pixels must be positive")
         request = LayoutRequest(grid, tiles, size, dpi, tile_px)
         request.check()
-        list_photo_files(photos)
-        if not target.is_file():
-            raise MosaicError(f"target {target} does not exist or is not a file")
-        open_rgb(target, max_pixels=max_pixels, draft_size=64)
+        options = BuildOptions(
+            photos=str(photos), target=str(target), out=str(out), workdir=str(run_dir),
+            metrics=str(metrics_path), layout=request, weighting=weighting, method=method,
+            metric=metric, feature_size=feature_size, crops=crops, compare=compare,
+            max_pixels=max_pixels, **({"scale": scale} if scale is not None else {}))
+        check_build(options)
+        _held.enter_context(run_folder_lock(run_dir))
     except MosaicError as exc:
         fail(str(exc))
-    _check_output(out)
-    run_dir = workdir if workdir is not None else Path("mosaic-runs") / target.stem
-    metrics_path = metrics if metrics is not None else run_dir / "metrics.json"
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        fail(f"cannot create {run_dir} ({exc.strerror or exc})")
-    from mosaic.options import BuildOptions
-
     # Task results (small JSON files) and cache records live in the run folder.
     os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH",
                           str(run_dir.resolve() / ".prefect-results"))
-    return BuildOptions(
-        photos=str(photos), target=str(target), out=str(out), workdir=str(run_dir),
-        metrics=str(metrics_path), layout=request, weighting=weighting, method=method,
-        metric=metric, feature_size=feature_size, crops=crops, compare=compare,
-        max_pixels=max_pixels, **({"scale": scale} if scale is not None else {}))
+    return options
 
 
-def summarise(metrics: dict[str, Any], metrics_path: Path, seconds: float, quiet: bool
-              ) -> None:
+_held = contextlib.ExitStack()
+"""Run folders this command holds until it ends."""
+
+
+def summarise(metrics: dict[str, Any], metrics_path: Path, report_path: Path, seconds: float,
+              quiet: bool) -> None:
     """Tell the user where everything is."""
     if quiet:
         typer.echo(metrics["output"])
@@ -359,7 +354,7 @@ def summarise(metrics: dict[str, Any], metrics_path: Path, seconds: float, quiet
         f"{quality.get('ssim', float('nan')):.3f}"
         + (f", face tiles {face:.4f}" if face is not None else ""),
         f"metrics: {metrics_path}",
-        f"report:  {metrics_path.parent / 'report.md'}",
+        f"report:  {report_path}",
         f"time:    {seconds:.1f} s",
     ]
     typer.echo("\n".join(lines))
@@ -384,7 +379,8 @@ def demo(
     _setup_logging(False)
     started = time.perf_counter()
     result = run_build(options, quiet, False)
-    summarise(result, out_dir / "metrics.json", time.perf_counter() - started, quiet)
+    summarise(result, out_dir / "metrics.json", out_dir / "report.md",
+              time.perf_counter() - started, quiet)
 
 
 server_app = typer.Typer(help="A long-lived local Prefect server (127.0.0.1:4200).",
@@ -419,10 +415,39 @@ def server_status() -> None:
     raise typer.Exit(0 if running else 1)
 
 
+def _stop_message(signum: int) -> str:
+    name = signal.Signals(signum).name
+    return (f"mosaic: stopped by {name}; nothing half-written was left, and the same "
+            "command resumes")
+
+
+def _stoppable(command: click.Command) -> click.Command:
+    """Let SIGINT and SIGTERM end any command in one line with status 130 or 143.
+
+    Click would turn the interrupt into "Aborted!" and status 1. The children (a
+    temporary Prefect server, Chromium) are stopped by the guardian once this process
+    is gone, so the exit need not wait for them.
+    """
+    invoke = command.invoke
+
+    def stop_cleanly(ctx: click.Context) -> Any:
+        try:
+            return invoke(ctx)
+        except processes.Stopped as stop:
+            remove_live_temporaries()
+            typer.echo(_stop_message(stop.signum), err=True)
+            sys.stderr.flush()
+            os._exit(stop.exit_status)
+
+    command.invoke = stop_cleanly  # type: ignore[method-assign]
+    return command
+
+
 def main() -> None:
     """Entry point of the ``mosaic`` script."""
     _prefect_environment("--verbose" in sys.argv or "-v" in sys.argv)
-    app()
+    processes.stop_on_signals(_stop_message)
+    _stoppable(typer.main.get_command(app))()
 
 
 if __name__ == "__main__":

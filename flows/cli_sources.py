@@ -2,8 +2,10 @@
 
 ``flows/cli.py`` registers :data:`scrape_app` and :data:`import_app`; ``mosaic build
 --instagram USER`` calls :func:`fetch_instagram_photos` before building. Bad input is one
-line on stderr and exit status 2; posts that failed to download exit with status 1 (a
-rerun fetches only those). Prefect is imported only after the arguments are checked.
+line on stderr and exit status 2 (an ``--out`` folder whose ``manifest.json`` is not ours
+among it); posts that failed to download, and a site that cannot be reached, exit with
+status 1 (a rerun fetches only what is missing). Posts gone from the site (404/410) are
+a warning, not a failure. Prefect is imported only after the arguments are checked.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from mosaic.errors import MosaicError
+from mosaic.sources import manifest
 from mosaic.sources.download import DEFAULT_ALLOWED_HOSTS, AllowList, load_cookie_jar
 from mosaic.sources.instagram_web import (
     DEFAULT_BASE_URL,
@@ -86,7 +89,23 @@ def _check_out(out: Path) -> Path:
         raise MosaicError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
     if not os.access(out, os.W_OK):
         raise MosaicError(f"--out {out}: folder is not writable")
+    manifest.check_manifest(out)  # another tool's manifest.json is the user's: refuse
     return out
+
+
+def _scrape_request(**fields: Any) -> Any:
+    """A ``ScrapeRequest``, once the options are checked; starts the Prefect API first.
+
+    Prefect reads ``PREFECT_API_URL`` when it is imported: the temporary server must be
+    configured before (otherwise Prefect starts a server of its own, which nothing stops
+    if this process is killed).
+    """
+    from flows import cli
+
+    cli.ensure_prefect_api()
+    from flows.scrape_instagram import ScrapeRequest
+
+    return ScrapeRequest(**fields)
 
 
 def _run_flow(request: Any, quiet: bool) -> dict[str, Any]:
@@ -109,9 +128,11 @@ def _report(summary: dict[str, Any], quiet: bool) -> None:
         return
     skipped = (summary["video_posts"] + summary["reels_skipped"]
                + summary["video_children_skipped"])
+    gone = summary["posts_gone"] + summary["posts_partly_gone"]
     typer.echo(f"mosaic: {summary['images']} images from {summary['posts_saved']} posts in "
                f"{summary['out_dir']} ({summary['new_images']} new, {skipped} videos skipped, "
-               f"{summary['retries']} requests retried, {summary['seconds']} s)\n"
+               + (f"{gone} posts gone from the site, " if gone else "")
+               + f"{summary['retries']} requests retried, {summary['seconds']} s)\n"
                f"manifest: {summary['manifest']}")
 
 
@@ -162,10 +183,8 @@ def instagram_request(username: str, out: Path, base_url: str, allow_hosts: list
     settings = make_settings(base_url, allow_hosts, cookies, delay)
     _check_out(out)
     run_dir = _workdir(workdir, f"instagram-{name}")
-    from flows.scrape_instagram import ScrapeRequest
-
-    return ScrapeRequest(out_dir=str(out.resolve()), workdir=run_dir, settings=settings,
-                         username=name, max_posts=max_posts)
+    return _scrape_request(out_dir=str(out.resolve()), workdir=run_dir, settings=settings,
+                           username=name, max_posts=max_posts)
 
 
 @scrape_app.command("instagram")
@@ -212,10 +231,8 @@ def scrape_posts_command(
         run_dir = _workdir(workdir, f"instagram-posts-{urls.stem}")
     except MosaicError as exc:
         _fail(str(exc))
-    from flows.scrape_instagram import ScrapeRequest
-
-    request = ScrapeRequest(out_dir=str(out.resolve()), workdir=run_dir, settings=settings,
-                            post_urls=posts, reels=reels)
+    request = _scrape_request(out_dir=str(out.resolve()), workdir=run_dir, settings=settings,
+                              post_urls=posts, reels=reels)
     _setup_logging(verbose)
     _scrape(request, quiet, verbose)
 
@@ -288,7 +305,8 @@ def fetch_instagram_photos(username: str, out_dir: Path, base_url: str = DEFAULT
         summary = _run_flow(request, quiet=True)
     except (ScrapeIncompleteError, FetchError, MosaicError) as exc:
         posts = read_manifest(out_dir)["posts"].values()
-        saved = sum(len(p.get("images", [])) for p in posts if p.get("status") == "done")
+        saved = sum(len(p.get("images", [])) for p in posts
+                    if p.get("status") in {manifest.DONE, manifest.PARTLY_GONE})
         if not saved:
             raise MosaicError(str(exc)) from None
         log.warning("%s; building with the %d photos already saved", exc, saved)

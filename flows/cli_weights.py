@@ -37,14 +37,14 @@ def _fail(message: str) -> None:
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
-def _check_out(path: Path) -> None:
-    """Refuse an output that is a folder, not an image type, or not writable."""
-    from PIL import Image
+def _check_out(path: Path, target: Path) -> None:
+    """Refuse an output that is the target, a file of the user's, or not an image type."""
+    from mosaic.outputs import check_output_format, check_replaceable
 
-    if path.is_dir():
-        raise MosaicError(f"--out {path} is a folder; give a file name such as weights.png")
-    if path.suffix.lower() not in Image.registered_extensions():
-        raise MosaicError(f"--out {path}: unknown image type {path.suffix!r}; use .png or .jpg")
+    check_replaceable(path, "--out")
+    if path.exists() and target.exists() and path.samefile(target):
+        raise MosaicError(f"--out {path} is the target picture; write the map elsewhere")
+    check_output_format(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -105,7 +105,7 @@ def weights(
     try:
         _check_options(mode, face_weight, person_weight, falloff, segmenter,
                        (pointrend_config, pointrend_weights), grid, tiles)
-        _check_out(out)
+        _check_out(out, target)
         lines = run_weights(target, out, grid, tiles, size, mode, face_weight, person_weight,
                             falloff, segmenter, pointrend_config, pointrend_weights,
                             max_pixels)

@@ -29,7 +29,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from flows.scrape_instagram import WORKERS, ScrapeRequest, scrape_instagram
 from mosaic.errors import MosaicError
 from mosaic.importance import check_segmenter, check_weights
 from mosaic.options import BuildOptions, check_choices
+from mosaic.preflight import check_build
 from mosaic.sources.download import (
     DEFAULT_ALLOWED_HOSTS,
     AllowList,
@@ -121,12 +121,12 @@ def build_options(photos: str, target: str, out: str, workdir: str | None,
     if not Path(target).is_file():
         raise MosaicError(f"target {Path(target).resolve()} does not exist")
     run_dir = Path(workdir) if workdir else Path(out).parent
-    run_dir.mkdir(parents=True, exist_ok=True)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    return BuildOptions(photos=photos, target=target, out=out, workdir=str(run_dir),
-                        metrics=str(run_dir / "metrics.json"), layout=layout,
-                        weighting=weighting, method=method, metric=metric, crops=crops,
-                        compare=compare)
+    options = BuildOptions(photos=photos, target=target, out=out, workdir=str(run_dir),
+                           metrics=str(run_dir / "metrics.json"), layout=layout,
+                           weighting=weighting, method=method, metric=metric, crops=crops,
+                           compare=compare)
+    check_build(options)  # the same checks as the command line: nothing of the user's lost
+    return options
 
 
 @flow(name="build-mosaic", log_prints=True, persist_result=False)
@@ -240,8 +240,13 @@ def cookies_file(secret: str | None, env: str | None) -> Iterator[str | None]:
                  secret, env)
         yield None
         return
-    with tempfile.TemporaryDirectory(prefix="mosaic-cookies-") as folder:
-        path = Path(folder) / "cookies.txt"
+    from mosaic import processes
+
+    # A private folder (0700) the guardian deletes if this process is killed: cookie text
+    # never stays on disk after the run, however it ends.
+    folder = processes.private_dir("cookies")
+    try:
+        path = folder / "cookies.txt"
         handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
@@ -251,6 +256,8 @@ def cookies_file(secret: str | None, env: str | None) -> Iterator[str | None]:
             raise MosaicError(f"the cookies in {origin} are not a Netscape cookies.txt") from None
         log.info("cookies: %s", origin)
         yield str(path)
+    finally:
+        processes.remove_private_dir(folder)
 
 
 def scrape_request(username: str | None, out: str | None, workdir: str | None,

@@ -7,7 +7,6 @@ finds, starts and stops such a server without importing Prefect.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -19,6 +18,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+from mosaic import processes
 
 HOST = "127.0.0.1"
 PORT = int(os.environ.get("MOSAIC_PREFECT_PORT", "4200"))
@@ -90,12 +91,13 @@ class TemporaryServer:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         self.log_path = STATE_DIR / f"temporary-server-{self.port}.log"
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
+            # It dies with this process, even when this process is killed (SIGKILL).
+            self.process = processes.spawn(
                 [_prefect_command(), "server", "start", "--host", HOST, "--port",
                  str(self.port), "--no-services", "--no-ui", "--analytics-off",
                  "--log-level", "WARNING"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=_server_env(), start_new_session=True)
+                env=_server_env())
 
     def wait(self, timeout: float = 120.0) -> None:
         """Block until the server answers.
@@ -117,15 +119,9 @@ class TemporaryServer:
                            f"{timeout:.0f} s; see {self.log_path}")
 
     def stop(self) -> None:
-        """Stop the server and remove its log."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):  # the group is gone already
-                try:
-                    os.killpg(self.process.pid, signal.SIGTERM)
-                    self.process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                    self.process.wait()
+        """Stop the server (its whole process group) and remove its log."""
+        processes.stop_group(self.process.pid, timeout=10)
+        self.process.wait()
         self.log_path.unlink(missing_ok=True)
 
 

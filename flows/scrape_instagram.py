@@ -5,10 +5,16 @@ task per post fetches its page and images, with retries for network faults and a
 the post URL, so rerunning (or retrying) a failed run fetches only the posts that failed.
 A markdown artifact summarises the run (with a few of the photos), a table artifact times
 its stages and a progress artifact follows it as posts finish.
+
+Posts deleted from the site (404/410 on the page, or on every size of every image) are
+*gone*, not failed: they are named in one warning and in the artifact, recorded in the
+manifest, and the run completes. A stop (Ctrl-C, SIGTERM, a cancelled run) reaching the
+flow asks every fetch of the process to stop at once (``download.request_stop``).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterable
@@ -29,6 +35,7 @@ from prefect.tasks import exponential_backoff
 from flows import artifacts
 from mosaic.files import remove_stale_temporaries
 from mosaic.sources import manifest
+from mosaic.sources.download import clear_stop, request_stop
 from mosaic.sources.instagram_web import (
     LoginRequiredError,
     ScrapeSettings,
@@ -37,8 +44,12 @@ from mosaic.sources.instagram_web import (
 )
 from tasks import scrape as tasks
 
+log = logging.getLogger("mosaic.scrape")
+
 WORKERS = 4
 """Posts fetched at once; page loads still keep ``delay`` apart (a shared schedule)."""
+NAMED_IN_WARNING = 10
+"""Gone posts the warning names (the artifact and the manifest list them all)."""
 
 
 class ScrapeIncompleteError(RuntimeError):
@@ -120,16 +131,19 @@ def _summary(request: ScrapeRequest, listing: dict[str, Any],
              cached: set[str], stale: int, seconds: float) -> dict[str, Any]:
     entries = [result["entry"] for result in results.values()]
     videos = [e for e in entries if e["status"] == manifest.VIDEO]
+    with_photos = [e for e in entries if e["status"] in {manifest.DONE, manifest.PARTLY_GONE}]
     return {
         "source": f"@{request.username}" if request.username else "post list",
         "out_dir": request.out_dir,
         "manifest": str(manifest.manifest_path(request.out_dir)),
         "posts_listed": len(listing["posts"]),
-        "posts_saved": len(entries) - len(videos),
+        "posts_saved": len(with_photos),
         "video_posts": len(videos),
+        "posts_gone": sum(e["status"] == manifest.GONE for e in entries),
+        "posts_partly_gone": sum(e["status"] == manifest.PARTLY_GONE for e in entries),
+        "gone": _gone(listing["posts"], results, cached),
         "reels_skipped": len(listing["reels"]),
-        "video_children_skipped": sum(e["skipped_videos"] for e in entries
-                                      if e["status"] == manifest.DONE),
+        "video_children_skipped": sum(e["skipped_videos"] for e in with_photos),
         "images": sum(len(e["images"]) for e in entries),
         "new_images": sum(r["new_images"] for url, r in results.items() if url not in cached),
         "posts_reused": sum(bool(r["reused"]) or url in cached for url, r in results.items()),
@@ -139,6 +153,32 @@ def _summary(request: ScrapeRequest, listing: dict[str, Any],
         "stale_temporaries_removed": stale,
         "seconds": round(seconds, 1),
     }
+
+
+def _gone(urls: Iterable[str], results: dict[str, dict[str, Any]], cached: set[str]
+          ) -> list[dict[str, Any]]:
+    """The posts that are gone from the site (in full or in part), in listing order."""
+    done = [(url, results[url]) for url in urls if url in results]
+    return [{"url": url, "code": r["code"], "status": r["entry"]["status"],
+             "reason": r["entry"].get("error") or "gone",
+             "images_saved": len(r["entry"]["images"]),
+             "new": not r["reused"] and url not in cached}
+            for url, r in done if r["entry"]["status"] in manifest.GONE_STATUSES]
+
+
+def _warn_gone(summary: dict[str, Any]) -> None:
+    """Name, in one warning, the posts this run found gone (earlier runs named the others)."""
+    found = [gone for gone in summary["gone"] if gone["new"]]
+    if not found:
+        return
+    named = [f"{g['code']} ({g['reason']}"
+             + (f"; {g['images_saved']} saved" if g["images_saved"] else "") + ")"
+             for g in found[:NAMED_IN_WARNING]]
+    more = len(found) - len(named)
+    log.warning("%d post%s gone from the site, recorded as gone in %s and not fetched "
+                "again: %s%s", len(found), " is" if len(found) == 1 else "s are",
+                summary["manifest"], ", ".join(named),
+                f" and {more} more" if more else "")
 
 
 def _reason(error: BaseException) -> str:
@@ -158,6 +198,8 @@ def _markdown(summary: dict[str, Any]) -> str:
                            f"{summary['reels_skipped']} reels, "
                            f"{summary['video_children_skipped']} in carousels)"),
         ("posts already saved", summary["posts_reused"]),
+        ("posts gone from the site (404/410)", summary["posts_gone"]),
+        ("posts partly gone (some images 404/410)", summary["posts_partly_gone"]),
         ("thumbnails only (og:image)", summary["thumbnails_only"]),
         ("requests retried", summary["retries"]),
         ("failed posts", len(summary["failures"])),
@@ -166,6 +208,12 @@ def _markdown(summary: dict[str, Any]) -> str:
     lines = [f"# Instagram photos: {summary['source']}", "",
              f"Saved in `{summary['out_dir']}` (manifest: `{summary['manifest']}`).", "",
              "| | |", "|---|---|", *[f"| {name} | {value} |" for name, value in rows]]
+    if summary["gone"]:
+        lines += ["", "## Gone from the site", "",
+                  "Deleted posts or images: recorded in the manifest, not fetched again.", "",
+                  "| post | status | what is gone | images saved |", "|---|---|---|---|"]
+        lines += [f"| {g['url']} | {g['status']} | {g['reason'].replace('|', '/')} | "
+                  f"{g['images_saved']} |" for g in summary["gone"]]
     if summary["failures"]:
         lines += ["", "## Failures", "", "| post | reason |", "|---|---|"]
         lines += [f"| {f['url']} | {f['reason'].replace('|', '/')} |"
@@ -207,7 +255,21 @@ def scrape_instagram(request: ScrapeRequest) -> dict[str, Any]:
         The site showed its login wall (posts saved before it are kept).
     ScrapeIncompleteError
         Some posts failed; rerunning fetches only those.
+    MosaicError
+        The output folder holds a ``manifest.json`` that is not ours, or another input
+        error (checked before anything is fetched).
     """
+    clear_stop()  # a stop of an earlier run in this process is not this run's
+    try:
+        return _scrape(request)
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM, a cancelled run
+            request_stop()  # the post tasks in other threads stop at their next wait
+        raise
+
+
+def _scrape(request: ScrapeRequest) -> dict[str, Any]:
+    """The body of :func:`scrape_instagram`."""
     started = time.perf_counter()
     out_dir = str(Path(request.out_dir).resolve())
     stale = _prepare_output(out_dir, request)
@@ -230,6 +292,7 @@ def scrape_instagram(request: ScrapeRequest) -> dict[str, Any]:
     summary = _summary(request, listing, results, failures, cached, stale,
                        time.perf_counter() - started)
     summary["out_dir"] = out_dir
+    _warn_gone(summary)
     preview = artifacts.photos_preview(out_dir, (r["entry"] for r in results.values()))
     create_markdown_artifact(markdown=_markdown(summary) + preview, key="instagram-scrape",
                              description=artifacts.scrape_description(summary))
@@ -263,8 +326,12 @@ def run_scrape(request: ScrapeRequest, return_state: bool = False) -> Any:
 
 
 def _prepare_output(out_dir: str, request: ScrapeRequest) -> int:
-    """Create the output folder, drop a killed run's partial files, note the source."""
+    """Check and create the output folder, drop a killed run's partial files, note the source.
+
+    A ``manifest.json`` there that is not ours stops the run before anything is touched.
+    """
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+    manifest.check_manifest(out_dir)
     stale = len(remove_stale_temporaries(out_dir))
     site = request.settings.base_url
     source = ({"kind": "instagram", "username": request.username, "site": site}

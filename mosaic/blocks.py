@@ -16,8 +16,10 @@ computed in up to float32 rounding (about 1e-7; the tests compare with
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import math
+import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -472,10 +474,13 @@ def score_to_memmap(features: Features, path: str | Path, max_memory: int,
     tiles, photos = features.n_tiles, features.n_photos
     path = Path(path)
     cost = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(tiles, photos))
+    preallocate(path)
     crop = None
     if with_crops and features.n_crops > 1:
-        crop = np.lib.format.open_memmap(crop_path or str(path) + ".crop", mode="w+",
-                                         dtype=np.uint8, shape=(tiles, photos))
+        crop_file = crop_path or str(path) + ".crop"
+        crop = np.lib.format.open_memmap(crop_file, mode="w+", dtype=np.uint8,
+                                         shape=(tiles, photos))
+        preallocate(crop_file)
     per_block = max(1, max_memory // (2 * runner.workers))
     chunk_bytes = min(photos, PHOTO_CHUNK) * features.n_crops * 12
     rows = block_rows(1, per_block, photos * 5 + chunk_bytes)
@@ -496,6 +501,22 @@ def score_to_memmap(features: Features, path: str | Path, max_memory: int,
     if crop is not None:
         crop.flush()
     return cost, crop
+
+
+def preallocate(path: str | os.PathLike[str]) -> None:
+    """Reserve a memory-mapped file's blocks on disk now.
+
+    ``open_memmap`` makes a sparse file; writing its pages on a full disk would kill the
+    process with SIGBUS. Reserved up front, a full disk is an ``OSError`` (ENOSPC) here.
+    """
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system without it
+            raise
+    finally:
+        os.close(fd)
 
 
 def dense_bytes(tiles: int, photos: int, crops: int = 1) -> int:

@@ -2,20 +2,25 @@
 
 Every image that enters the pipeline goes through :func:`open_rgb`: the EXIF orientation
 is applied, any mode (RGBA, LA, P, CMYK, 16-bit, greyscale) becomes 8-bit RGB, and an
-image with more pixels than the cap is refused before it is decoded.
+image with more pixels than the cap is refused before it is decoded. Only regular files
+are opened (:func:`open_regular_file`): a named pipe or a device would block a read
+forever.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from mosaic.errors import ImageTooLargeError, UnreadableImageError
+from mosaic.files import open_regular_file
 
 DEFAULT_MAX_PIXELS = 100_000_000
 """Decompression-bomb cap: images with more pixels than this are refused."""
@@ -27,12 +32,16 @@ IMAGE_SUFFIXES = frozenset(
 Box = tuple[float, float, float, float]
 """A crop box as fractions of the image: (left, top, right, bottom) in [0, 1]."""
 
+_ORIENTATION = 0x0112
+_SWAPPED_ORIENTATIONS = frozenset({5, 6, 7, 8})
+_PNG_METADATA_CHUNKS = frozenset({b"eXIf", b"tEXt", b"zTXt", b"iTXt"})
 
-def _open_checked(path: Path, max_pixels: int) -> Image.Image:
+
+def _open_checked(handle: BinaryIO, path: Path, max_pixels: int) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(path)
+            image = Image.open(handle)
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
             raise ImageTooLargeError(
                 f"{path}: refused, too many pixels for the decompression-bomb guard ({exc})"
@@ -94,22 +103,99 @@ def open_rgb(
     ImageTooLargeError
         More pixels than ``max_pixels``.
     UnreadableImageError
-        Not an image, a format PIL cannot decode, or a truncated file.
+        Not an image, a format PIL cannot decode, a truncated file, or not a regular
+        file (a named pipe, socket or device is refused without blocking).
     """
     file = Path(path)
     try:
-        image = _open_checked(file, max_pixels)
-        with image:
+        with open_regular_file(file) as handle, _open_checked(handle, file, max_pixels) as image:
             if draft_size is not None and image.format == "JPEG":
                 _draft_keeping(image, draft_size)
             image.load()
             upright = ImageOps.exif_transpose(image)
             return _to_rgb(upright).copy()
-    except ImageTooLargeError:
-        raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UnreadableImageError(f"{file}: cannot read image ({reason})") from None
+        raise UnreadableImageError(f"{file}: cannot read image ({_reason(exc)})") from None
+
+
+def upright_size(
+    path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[int, int]:
+    """Size of an image as :func:`open_rgb` would return it, read from the header only.
+
+    Nothing is decoded: the size comes from the header and the EXIF orientation
+    (orientations 5 to 8 turn the image a quarter, swapping width and height).
+
+    Parameters
+    ----------
+    path : path-like
+        Image file.
+    max_pixels : int
+        Refuse images with more pixels than this (decompression-bomb guard).
+
+    Returns
+    -------
+    tuple of int
+        ``(width, height)`` in pixels, upright.
+
+    Raises
+    ------
+    ImageTooLargeError
+        More pixels than ``max_pixels``.
+    UnreadableImageError
+        Not an image, a format PIL cannot read, or not a regular file.
+    """
+    file = Path(path)
+    try:
+        with open_regular_file(file) as handle, _open_checked(handle, file, max_pixels) as image:
+            width, height = image.size
+            if _orientation(image, handle) in _SWAPPED_ORIENTATIONS:
+                return height, width
+            return width, height
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise UnreadableImageError(f"{file}: cannot read image ({_reason(exc)})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _orientation(image: Image.Image, handle: BinaryIO) -> int:
+    """The EXIF orientation ``exif_transpose`` will apply, without decoding the pixels."""
+    if image.format != "PNG" or "exif" in image.info:
+        exif = image.getexif()
+    else:
+        # PNG's getexif decodes the whole image to reach metadata after the pixel data;
+        # read those chunks directly instead and use the generic lookup.
+        for key, value in _png_trailing_metadata(handle).items():
+            image.info.setdefault(key, value)
+        exif = Image.Image.getexif(image)
+    value = exif.get(_ORIENTATION, 1)
+    return value if isinstance(value, int) else 1
+
+
+def _png_trailing_metadata(handle: BinaryIO) -> dict[str | tuple[int, int], object]:
+    """EXIF and text chunks stored after a PNG's pixel data, read as Pillow's load does.
+
+    Like Pillow, reading stops at the end of the first frame; a damaged chunk ends the
+    search (decoding, not this header read, is where damage is reported).
+    """
+    stream = PngImagePlugin.PngStream(handle)
+    seen_pixels = False
+    try:
+        handle.seek(8)
+        while True:
+            cid, pos, length = stream.read()
+            if cid == b"IDAT":
+                seen_pixels = True
+            elif seen_pixels and cid in {b"IEND", b"fcTL"}:
+                break
+            elif seen_pixels and cid in _PNG_METADATA_CHUNKS:
+                stream.call(cid, pos, length)
+            handle.seek(pos + length + 4)  # past the data and its CRC
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error):
+        pass
+    return stream.im_info
 
 
 def _draft_keeping(image: Image.Image, min_side: int) -> None:

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,15 @@ from scipy.fft import dctn
 
 from mosaic.errors import MosaicError
 from mosaic.files import atomic_path, sha256_file, write_json_atomic
-from mosaic.images import DEFAULT_MAX_PIXELS, Box, open_rgb, square_crop_boxes, thumbnails
+from mosaic.images import (
+    DEFAULT_MAX_PIXELS,
+    Box,
+    open_rgb,
+    square_crop_boxes,
+    thumbnails,
+    upright_size,
+)
+from mosaic.machine import map_in_threads
 from mosaic.progress import stage
 
 logger = logging.getLogger("mosaic.library")
@@ -31,6 +38,9 @@ HASH_SIDE = 32
 NEAR_DUPLICATE_BITS = 4
 _SHARD_SIZE = 256
 _PAIRWISE_LIMIT = 20_000
+# Part of the cache folder's name. Version 2: sizes are the true upright size, no longer
+# the reduced size of a draft-decoded JPEG, so caches from version 1 are not reused.
+_CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -44,7 +54,8 @@ class PhotoRecord:
     path : str
         Where it was found (the first path, when it was found several times).
     width, height : int
-        Upright size in pixels.
+        True upright size in pixels (EXIF orientation applied), read from the header:
+        not the reduced size a large JPEG is decoded at.
     boxes : list of Box
         Square crop candidates, as fractions; the thumbnails follow this order.
     """
@@ -95,9 +106,10 @@ class _Decoded:
 
 
 def _decode(path: Path, sha: str, size: int, crops: int, max_pixels: int) -> _Decoded:
+    # The header gives the true size; large JPEGs are then decoded at a reduced scale.
+    width, height = upright_size(path, max_pixels=max_pixels)
     image = open_rgb(path, max_pixels=max_pixels, draft_size=max(4 * size, HASH_SIDE * 2))
-    width, height = image.size
-    boxes = square_crop_boxes(width, height, crops)
+    boxes = square_crop_boxes(*image.size, crops)
     boxes += [boxes[0]] * (crops - len(boxes))
     thumbs = thumbnails(image, boxes, size)
     grey = np.asarray(
@@ -204,6 +216,9 @@ def hash_photos(paths: Sequence[str | os.PathLike[str]], workers: int | None = N
                 ) -> list[tuple[str, str | None]]:
     """SHA-256 of every file, in order; None (with a warning) for files that cannot be read.
 
+    Only regular files are read: a file that became a named pipe, socket or device since
+    it was listed is skipped like an unreadable one, without blocking.
+
     Parameters
     ----------
     paths : sequence of path-like
@@ -218,12 +233,15 @@ def hash_photos(paths: Sequence[str | os.PathLike[str]], workers: int | None = N
     def one(path: str | os.PathLike[str]) -> str | None:
         try:
             return sha256_file(path)
+        except MosaicError as exc:
+            logger.warning("skipped %s", exc)
+            return None
         except OSError as exc:
             logger.warning("skipped %s: cannot read file (%s)", path, exc.strerror or exc)
             return None
 
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        return [(str(p), h) for p, h in zip(paths, pool.map(one, paths), strict=True)]
+    hashes = map_in_threads(one, paths, workers)
+    return [(str(p), h) for p, h in zip(paths, hashes, strict=True)]
 
 
 def build_library(
@@ -282,7 +300,7 @@ def build_library(
             todo.append((path, sha))
     cache_folder = None
     if cache_dir is not None:
-        cache_folder = Path(cache_dir) / f"thumbs-s{feature_size}-k{crops}"
+        cache_folder = Path(cache_dir) / f"thumbs-v{_CACHE_VERSION}-s{feature_size}-k{crops}"
     cache = _ShardCache(cache_folder)
     missing = [(p, s) for p, s in todo if s not in cache.known]
 
@@ -296,14 +314,14 @@ def build_library(
     with stage("load photos", len(todo)) as advance:
         advance(len(todo) - len(missing))
         try:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                for (_path, sha), outcome in zip(missing, pool.map(work, missing), strict=True):
-                    if isinstance(outcome, str):
-                        logger.warning("skipped %s", outcome)
-                        failed[sha] = outcome
-                    else:
-                        cache.add(outcome)
-                    advance(1)
+            outcomes = map_in_threads(work, missing, workers)
+            for (_path, sha), outcome in zip(missing, outcomes, strict=True):
+                if isinstance(outcome, str):
+                    logger.warning("skipped %s", outcome)
+                    failed[sha] = outcome
+                else:
+                    cache.add(outcome)
+                advance(1)
         finally:
             cache.flush()
     decoded = []

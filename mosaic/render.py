@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PIL import Image
 
 from mosaic.errors import MosaicError
-from mosaic.files import atomic_path
+from mosaic.files import OutputError, atomic_path
 from mosaic.images import DEFAULT_MAX_PIXELS, Box, crop_resize, open_rgb
 from mosaic.layout import Layout
+from mosaic.machine import map_in_threads
+from mosaic.outputs import check_output_format, check_output_pixels, check_replaceable, image_exif
 from mosaic.progress import stage
 
 JPEG_QUALITY = 92
@@ -67,21 +68,39 @@ def render_mosaic(
         return render_tile(item[0], item[1], size)
 
     with stage("render", layout.tiles) as advance:
-        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-            for index, tile in enumerate(pool.map(draw, tile_sources)):
-                row, col = divmod(index, layout.cols)
-                canvas.paste(tile, (col * size, row * size))
-                advance(1)
+        for index, tile in enumerate(map_in_threads(draw, tile_sources, workers)):
+            row, col = divmod(index, layout.cols)
+            canvas.paste(tile, (col * size, row * size))
+            advance(1)
     out = Path(out_path)
-    save_options: dict[str, object] = {}
-    if out.suffix.lower() in {".jpg", ".jpeg"}:
-        save_options = {"quality": JPEG_QUALITY, "subsampling": 0, "optimize": True}
+    save_image(canvas, out, dpi)
+    return out
+
+
+def save_image(image: Image.Image, out: Path, dpi: float | None = None) -> None:
+    """Save a poster atomically in the format its suffix names, with this tool's mark.
+
+    Raises
+    ------
+    MosaicError
+        The format cannot hold it, a file of the user's appeared at ``out`` meanwhile,
+        or the file cannot be written.
+    """
+    fmt = check_output_format(out)
+    width, height = image.size
+    check_output_pixels(width, height, fmt, memory_budget=2**63)
+    check_replaceable(out, "--out")
+    options: dict[str, object] = {"exif": image_exif()}
+    if fmt == "JPEG":
+        options.update(quality=JPEG_QUALITY, subsampling=0, optimize=True)
+    if fmt == "TIFF" and 3 * width * height >= 2**32 - 2**24:
+        options["big_tiff"] = True  # classic TIFF stops at 4 GB
     if dpi:
-        save_options["dpi"] = (dpi, dpi)
+        options["dpi"] = (dpi, dpi)
     try:
         with atomic_path(out) as tmp:
-            canvas.save(tmp, format=Image.registered_extensions().get(out.suffix.lower()),
-                        **save_options)
+            image.save(tmp, format=fmt, **options)
+    except OutputError:
+        raise
     except (OSError, KeyError, ValueError) as exc:
         raise MosaicError(f"cannot write {out}: {exc}") from None
-    return out

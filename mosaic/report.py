@@ -19,6 +19,7 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from mosaic.files import atomic_path, write_bytes_atomic
+from mosaic.outputs import OUTPUT_FORMATS, TEXT_MARK, check_replaceable, image_exif
 
 QUALITY_CELL = 16
 
@@ -79,9 +80,12 @@ def save_image_atomic(image: Image.Image, path: str | os.PathLike[str], quality:
                       ) -> Path:
     """Save ``image`` atomically (JPEG quality ``quality`` when the suffix is .jpg)."""
     out = Path(path)
-    options = {"quality": quality} if out.suffix.lower() in {".jpg", ".jpeg"} else {}
+    options: dict[str, Any] = {"exif": image_exif()}
+    if out.suffix.lower() in {".jpg", ".jpeg"}:
+        options["quality"] = quality
+    check_replaceable(out, "the report picture")
     with atomic_path(out) as tmp:
-        image.save(tmp, **options)
+        image.save(tmp, format=OUTPUT_FORMATS.get(out.suffix.lower()), **options)
     return out
 
 
@@ -192,6 +196,7 @@ def report_markdown(metrics: Mapping[str, object], comparison: Sequence[Mapping[
 
 
 def write_report(path: str | os.PathLike[str], text: str) -> Path:
-    """Write the markdown report atomically."""
-    write_bytes_atomic(path, text.encode("utf-8"))
+    """Write the markdown report atomically, marked as this tool's (first line)."""
+    check_replaceable(path, "the report")
+    write_bytes_atomic(path, f"{TEXT_MARK}\n{text}".encode())
     return Path(path)

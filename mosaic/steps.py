@@ -42,6 +42,7 @@ from mosaic.importance import (
 )
 from mosaic.layout import Layout, parse_grid, parse_size, plan_layout
 from mosaic.library import build_library, hash_photos, load_records, save_library
+from mosaic.outputs import check_replaceable, json_mark
 from mosaic.progress import stage
 from mosaic.render import render_mosaic
 from mosaic.report import (
@@ -100,6 +101,14 @@ class LayoutRequest:
             raise MosaicError("--dpi needs --size (a physical poster size)")
         if self.tile_px is not None and not 1 <= self.tile_px <= 4096:
             raise MosaicError(f"--tile-px {self.tile_px}: use a value between 1 and 4096")
+
+    def plan(self, target_size: tuple[int, int], photos: int) -> Layout:
+        """The grid, tile size and target crop for a target of ``target_size`` pixels."""
+        poster, preset = parse_size(self.size) if self.size else (None, False)
+        return plan_layout(
+            target_size, photos, grid=parse_grid(self.grid) if self.grid else None,
+            tiles=self.tiles, poster=poster, poster_is_preset=preset, dpi=self.dpi,
+            tile_px=self.tile_px)
 
 
 def scan_photos(photos_dir: str) -> list[tuple[str, str | None]]:
@@ -166,13 +175,7 @@ def prepare_target(target: dict[str, str], photos: int, workdir: str,
     """Plan the grid, crop the target (keeping faces in the frame) and cut tile thumbnails."""
     started = time.perf_counter()
     image = open_rgb(target["path"], max_pixels=max_pixels)
-    poster, preset = parse_size(request.size) if request.size else (None, False)
-    layout = plan_layout(
-        image.size, photos,
-        grid=parse_grid(request.grid) if request.grid else None,
-        tiles=request.tiles, poster=poster, poster_is_preset=preset, dpi=request.dpi,
-        tile_px=request.tile_px,
-    )
+    layout = request.plan(image.size, photos)
     if detection is not None:
         found = load_detection(detection["path"])
         if found.faces:
@@ -322,5 +325,7 @@ def report(target: dict[str, str], layout: dict[str, str], mosaic: dict[str, str
         images["Tile weights (faces and people get the best photos)"] = "weights.png"
     text = report_markdown(metrics, metrics["comparison"], tile_cost, images)
     write_report(folder / "report.md", text)
+    check_replaceable(metrics_path, "--metrics")
+    metrics = {**json_mark(), **metrics}
     write_json_atomic(metrics_path, metrics)
     return {"metrics": metrics, "report": str(folder / "report.md"), "markdown": text}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mosaic.assign.auto import choose_method
+from mosaic.assign.auto import choose_method, smallest_budget
 from mosaic.assign.regional import STAGES, assign_regional
 from mosaic.blocks import (
     BlockRunner,
@@ -74,7 +75,7 @@ class ScaleRequest:
 
 
 def choose_assignment(method: str, tiles: int, photos: int, crops: int, feature_size: int,
-                      request: ScaleRequest) -> dict[str, Any]:
+                      request: ScaleRequest, check_minimum: bool = True) -> dict[str, Any]:
     """Resolve ``--method auto`` (and check "optimal" and "regional") for this size.
 
     Parameters
@@ -84,6 +85,9 @@ def choose_assignment(method: str, tiles: int, photos: int, crops: int, feature_
     tiles, photos, crops, feature_size : int
         Problem size.
     request : ScaleRequest
+    check_minimum : bool
+        Refuse a budget below :func:`~mosaic.assign.auto.smallest_budget` (off when the
+        sizes are estimates, before the photos are read).
 
     Returns
     -------
@@ -94,18 +98,31 @@ def choose_assignment(method: str, tiles: int, photos: int, crops: int, feature_
     Raises
     ------
     MosaicError
-        "optimal" asked for a matrix over the memory budget.
+        "optimal" asked for a matrix over the memory budget, or a budget too small to
+        build at full quality.
     """
     budget = request.budget()
     if method not in SIZED_METHODS:
         return {"method": method, "requested": method, "reason": f"{method}, as asked",
                 "regions": None, "max_memory_bytes": budget, "dense_bytes": None}
     feature_bytes = 4 * 3 * feature_size**2 * (tiles + photos * crops)
+    smallest = smallest_budget(tiles, photos, crops, request.regions, feature_bytes=feature_bytes)
+    if check_minimum and budget < smallest:
+        raise MosaicError(f"--max-memory {format_bytes(budget)} is too small for {tiles:,} "
+                          f"tiles and {photos:,} photos: the smallest budget that works is "
+                          f"{_rounded_up(smallest)}")
     choice = choose_method(tiles, photos, crops, budget, method, request.regions,
                            feature_bytes=feature_bytes)
     return {"method": choice.method, "requested": method, "reason": choice.reason,
             "regions": choice.regions, "max_memory_bytes": budget,
             "dense_bytes": choice.dense_bytes}
+
+
+def _rounded_up(size: int) -> str:
+    """A size as the next "N.N MB" or "N.N GB" above it, so that giving it is enough."""
+    if size >= 1e9:
+        return f"{math.ceil(size / 1e8) / 10:.1f}GB"
+    return f"{math.ceil(size / 1e5) / 10:.1f}MB"
 
 
 def _features(thumbs: dict[str, str], tiles: dict[str, str], metric: Metric) -> Any:

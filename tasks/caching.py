@@ -14,7 +14,7 @@ from prefect.context import TaskRunContext
 
 from mosaic.files import FileRef, hash_jsonable
 
-STEP_VERSION = "1"
+STEP_VERSION = "2"
 """Bump when a step's output format or meaning changes, to invalidate old caches."""
 
 

@@ -1,7 +1,8 @@
 """The scrape's tasks: list a profile's posts, then fetch each post.
 
 Retries use exponential back-off with jitter and only happen for network faults and rate
-limits (``retry_condition_fn``), never for a 404 or a login wall. ``scrape-post`` caches
+limits (``retry_condition_fn``), never for a 404 or a login wall, and never once the run
+is being stopped (a Ctrl-C, SIGTERM or cancellation is not a fault to retry). ``scrape-post`` caches
 on its inputs (the post URL and the output folder), so rerunning a failed flow run
 fetches only the posts that failed.
 
@@ -27,7 +28,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.tasks import exponential_backoff
 
 from mosaic.sources import instagram_web, manifest
-from mosaic.sources.download import is_retryable
+from mosaic.sources.download import is_retryable, stop_requested
 from mosaic.sources.instagram_web import ScrapeSettings
 
 log = logging.getLogger("mosaic.scrape")
@@ -111,11 +112,16 @@ def retry_on_network_faults(task: Task[..., Any], task_run: TaskRun, state: Stat
     Returns
     -------
     bool
-        True when the exception is transient (see ``download.is_retryable``).
+        True when the exception is transient (see ``download.is_retryable``); False for
+        everything else, for a ``KeyboardInterrupt`` or other ``BaseException`` that is
+        not an ``Exception`` (a stop, whatever the engine does with it), and for any
+        error once a stop was requested (``download.request_stop``).
     """
     del task, task_run
+    if stop_requested():
+        return False
     error = state.result(raise_on_failure=False)
-    return isinstance(error, BaseException) and is_retryable(error)
+    return isinstance(error, Exception) and is_retryable(error)
 
 
 @task(name="list-posts", retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=5),

@@ -95,8 +95,9 @@ def test_unwritable_output(runner, photo_dir, portrait, tmp_path):
     blocker.write_text("x")
     result = _build(runner, *_args(photo_dir, portrait, blocker / "o.jpg"))
     _assert_one_line_error(result, "cannot create folder")
-    result = _build(runner, *_args(photo_dir, portrait, tmp_path / "o.xyz"))
-    _assert_one_line_error(result, "unknown image type")
+    for suffix in (".xyz", ".psd", ".xbm", ".h5", ".pdf", ""):
+        result = _build(runner, *_args(photo_dir, portrait, tmp_path / f"o{suffix}"))
+        _assert_one_line_error(result, "mosaic writes .jpg, .png, .tif or .webp images")
     result = _build(runner, *_args(photo_dir, portrait, tmp_path))
     _assert_one_line_error(result, "is a folder")
 

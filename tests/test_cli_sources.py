@@ -88,6 +88,24 @@ def test_bad_input_is_one_line_and_status_2(runner, tmp_path, monkeypatch, args,
     assert not Path("o").exists() and not Path("mosaic-runs").exists()
 
 
+@pytest.mark.parametrize("content", ['{"name": "my-package", "version": "1.0"}', "not json",
+                                     '["a", "list"]'])
+def test_a_manifest_that_is_not_ours_is_refused_before_anything(runner, tmp_path, content):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "manifest.json").write_text(content)
+    export = build_export(tmp_path / "export.zip")
+    for args in (["import", "instagram-export", str(export.path), "--out", str(out)],
+                 ["scrape", "instagram", "someone", "--out", str(out), "--workdir",
+                  str(tmp_path / "run"), "--base-url", "http://127.0.0.1:9"]):
+        result = runner.invoke(_app(), args)
+        line = _assert_one_line_error(result, "manifest.json is not a photo-mosaic manifest",
+                                      "choose another --out folder")
+        assert str(out / "manifest.json") in line
+        assert (out / "manifest.json").read_text() == content  # untouched
+        assert [p.name for p in out.iterdir()] == ["manifest.json"]  # nothing added
+
+
 def test_import_command(runner, tmp_path):
     export = build_export(tmp_path / "export.zip")
     result = runner.invoke(_app(), ["import", "instagram-export", str(export.path), "--out",
@@ -166,6 +184,45 @@ def test_fetch_for_build_uses_what_it_could_save(prefect_api, tmp_path, monkeypa
         with pytest.raises(MosaicError, match="log in and pass --cookies"):
             fetch_instagram_photos(site.username, tmp_path / "empty", site.base_url,
                                    [site.image_host], None, None, 0.0)
+
+
+def test_gone_posts_are_a_warning_and_the_scrape_succeeds(prefect_api, tmp_path):
+    posts = make_posts(5, carousels=1, videos=0, reels=0, seed=43, og_every=0)
+    gone, deleted = posts[0], posts[1]
+    with FakeInstagram(posts) as site:
+        for photo in gone.photos:
+            site.remove_image(photo)
+        site.remove_post(deleted, status=410)
+        (tmp_path / "urls.txt").write_text(
+            "".join(f"https://www.instagram.com/p/{p.code}/\n" for p in posts))
+        result = _run("scrape", "posts", "urls.txt", "--out", "photos", *_site_args(site),
+                      cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("mosaic: warning: 2 posts are gone")
+        assert gone.code in lines[0] and deleted.code in lines[0]
+        assert "2 posts gone from the site" in result.stdout
+        entries = manifest.read_manifest(tmp_path / "photos")["posts"]
+        assert {entries[gone.code]["status"], entries[deleted.code]["status"]} == {"gone"}
+        served = site.requested("image")
+        again = _run("scrape", "posts", "urls.txt", "--out", "photos", *_site_args(site),
+                     "--quiet", cwd=tmp_path)
+        assert again.returncode == 0 and again.stderr == "", again.stderr
+        assert site.requested("image") == served
+
+
+def test_an_unreachable_site_is_one_line_without_a_traceback(prefect_api, tmp_path):
+    (tmp_path / "cookies.txt").write_text(
+        "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsessionid\tx-1\n")
+    result = _run("scrape", "instagram", "someone", "--base-url", "http://127.0.0.1:9",
+                  "--allow-host", "127.0.0.1:9", "--cookies", "cookies.txt", "--out", "DIR",
+                  cwd=tmp_path)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0] == ("mosaic: error: cannot reach http://127.0.0.1:9 "
+                        "(net::ERR_CONNECTION_REFUSED); run the same command again later")
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.returncode == 1  # as for every fetch error: a rerun later may work
 
 
 def _mosaic(*args: str, cwd: Path) -> subprocess.Popen:

@@ -235,7 +235,7 @@ def test_retrying_a_failed_scrape_fetches_only_the_failed_posts(prefect_service,
         name, secret = site.session_cookie
         _cookie_secret(prefect_service, "# Netscape HTTP Cookie File\n"
                        f"127.0.0.1\tFALSE\t/\tFALSE\t0\t{name}\t{secret}\n")
-        del site.by_code[gone.code]  # its page answers 404 (not retried)
+        site.remove_post(gone, status=403)  # its page answers 403 (a failure, not retried)
         flaky_image = site.image_path(flaky.photos[0], 1080)
         site.force_faults(flaky_image, ["500"] * 10)  # fails its only try
         out = tmp_path / "photos"
@@ -259,7 +259,7 @@ def test_retrying_a_failed_scrape_fetches_only_the_failed_posts(prefect_service,
         timings = _latest(artifacts, "table", "instagram-timings")
         assert "fetch posts" in str(timings.data)
 
-        site.by_code[gone.code] = gone
+        site.restore_post(gone)
         site.force_faults(flaky_image, [])
         before = site.requested("page")
         retried_at = time.time()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,8 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from mosaic import processes
 from mosaic.errors import MosaicError
-from mosaic.files import remove_stale_temporaries, sha256_bytes
+from mosaic.files import TEMP_PREFIX, remove_stale_temporaries, sha256_bytes
 from mosaic.sources.download import (
     AllowList,
     FetchSettings,
@@ -18,14 +20,19 @@ from mosaic.sources.download import (
     PermanentFetchError,
     RateLimitedError,
     RetryPolicy,
+    StopRequested,
     TransientFetchError,
+    clear_stop,
     download_image,
     fetch_page,
     image_is_complete,
+    is_gone,
     is_retryable,
     load_cookie_jar,
     make_session,
+    request_stop,
     sniff_image,
+    stop_requested,
 )
 from tests.fixtures.fake_instagram import FakeInstagram, make_posts
 
@@ -119,14 +126,15 @@ def test_too_many_faults_give_up_with_a_retryable_error(site, session, tmp_path)
     assert _files(tmp_path) == []
 
 
-@pytest.mark.parametrize("status", [403, 404])
-def test_403_and_404_are_not_retried(site, session, tmp_path, status):
+@pytest.mark.parametrize("status", [403, 404, 410])
+def test_403_404_and_410_are_not_retried(site, session, tmp_path, status):
     path = f"/gone/{status}.jpg"
     site.add_route(path, status, b"nope", {"Content-Type": "text/plain"})
     url = f"http://{site.image_host}{path}"
     with pytest.raises(PermanentFetchError, match=f"HTTP {status}") as caught:
         download_image(session, url, tmp_path, _allow(site), FAST)
     assert not is_retryable(caught.value) and caught.value.status == status
+    assert is_gone(caught.value) == (status != 403)  # 403: an expired URL, not deleted
     assert site.requested("image")[path] == 1
 
 
@@ -199,11 +207,38 @@ def test_rate_limit_longer_than_allowed_fails_fast(site, session, tmp_path):
 
 
 def test_stale_partial_downloads_are_removed(tmp_path):
-    (tmp_path / ".download.k1ll3d.part").write_bytes(b"\xff\xd8\xff half")
+    host, pid, _ = processes.owner_tag().split("-")
+    dead = f"{TEMP_PREFIX}{host}-{pid}-1.k1ll3d.download.part"  # this pid, another start
+    (tmp_path / dead).write_bytes(b"\xff\xd8\xff half")
+    (tmp_path / ".thesis.part2.docx").write_bytes(b"the user's")
     (tmp_path / "abc.jpg").write_bytes(b"keep")
     removed = remove_stale_temporaries(tmp_path)
-    assert [p.name for p in removed] == [".download.k1ll3d.part"]
-    assert _files(tmp_path) == ["abc.jpg"]
+    assert [p.name for p in removed] == [dead]
+    assert _files(tmp_path) == [".thesis.part2.docx", "abc.jpg"]
+
+
+def test_a_stop_ends_retry_waits_at_once(site, session, tmp_path):
+    photo = _photo(site, 12)
+    site.force_faults(site.image_path(photo, 1080), ["500"] * 10)
+    patient = FetchSettings(read_timeout=0.5, retry=RetryPolicy(attempts=5, backoff=30.0))
+    timer = threading.Timer(0.5, request_stop)
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(StopRequested):
+            download_image(session, site.image_url(photo, 1080), tmp_path, _allow(site),
+                           patient)
+        assert stop_requested()
+        with pytest.raises(StopRequested):  # nor does a new request start
+            download_image(session, site.image_url(photo, 640), tmp_path, _allow(site), FAST)
+    finally:
+        timer.cancel()
+        clear_stop()
+    assert time.monotonic() - started < 5  # not the 30 s back-off
+    assert site.requested("image")[site.image_path(photo, 1080)] == 1
+    assert site.requested("image")[site.image_path(photo, 640)] == 0
+    assert _files(tmp_path) == []
+    assert not isinstance(StopRequested(), Exception)  # nothing retries it by mistake
 
 
 def test_cookie_files(tmp_path):

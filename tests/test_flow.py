@@ -37,14 +37,15 @@ def test_build_then_cached_rerun(prefect_api, photo_dir, portrait, tmp_path):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["objective"] == pytest.approx(first["objective"])
     assert Path(first["output"]).is_file()
-    assert (tmp_path / "report.md").is_file()
+    assert (tmp_path / "work" / "report.md").is_file()  # the report stays in the run folder
+    assert not (tmp_path / "report.md").exists()
     greedy = next(c for c in first["comparison"] if c["method"] == "greedy")
     assert greedy["objective"] >= first["objective"] - 1e-9
     # The weighted optimum puts better photos on the face than the unweighted one.
     unweighted = next(c for c in first["comparison"] if c["method"] == "optimal, unweighted")
     assert (first["class_costs"]["face"]["mean_cost"]
             <= unweighted["class_costs"]["face"]["mean_cost"])
-    assert (tmp_path / "weights.png").is_file()
+    assert (tmp_path / "work" / "weights.png").is_file()
 
     second = build_mosaic(options)
     assert second["cached_steps"] == ["library", "people", "target", "weights", "score",
@@ -123,13 +124,20 @@ def test_auto_picks_regional_when_the_matrix_exceeds_the_budget(prefect_api, pho
                                                                   portrait, tmp_path):
     """A tiny --max-memory makes "auto" run the regional method, weighted, with a report."""
     from flows.build_mosaic import build_mosaic
+    from mosaic.assign.auto import DENSE_SHARE, choose_method, smallest_budget
     from mosaic.steps_scale import ScaleRequest
 
     dense = build_mosaic(_options(photo_dir, portrait, tmp_path / "dense", compare=False))
     assert dense["method"] == "optimal" and dense["method_requested"] == "auto"
     assert "dense exact" in dense["method_reason"]
+    # Between what 4 regions need and what the dense matrix needs: regional, at full quality.
+    features = 4 * 3 * 16**2 * (dense["tiles"] + dense["photos_available"] * 7)
+    enough = smallest_budget(dense["tiles"], dense["photos_available"], 7, regions=4,
+                             feature_bytes=features)
+    assert enough < choose_method(dense["tiles"], dense["photos_available"], 7,
+                                  feature_bytes=features).dense_bytes / DENSE_SHARE
     small = _options(photo_dir, portrait, tmp_path / "regional", compare=False,
-                     scale=ScaleRequest(max_memory="60kB"))
+                     scale=ScaleRequest(max_memory=str(enough), regions=4))
     regional = build_mosaic(small)
     assert regional["method"] == "regional" and regional["method_requested"] == "auto"
     assert "over --max-memory" in regional["method_reason"]
@@ -138,7 +146,25 @@ def test_auto_picks_regional_when_the_matrix_exceeds_the_budget(prefect_api, pho
     assert regional["lower_bound"] <= dense["objective"] + 1e-9 <= regional["objective"] + 2e-9
     assert regional["weights"]["mode"] == "faces+people"
     assert regional["regional"]["regions"] >= 2
-    report = (tmp_path / "regional" / "report.md").read_text()
+    report = (tmp_path / "regional" / "work" / "report.md").read_text()
     assert "why this method" in report
     assert "No greedy or unweighted baseline" in report
     assert Path(regional["output"]).is_file()
+
+
+def test_an_unrealistic_memory_budget_is_refused_with_the_smallest_that_works(
+        prefect_api, photo_dir, portrait, tmp_path):
+    """--max-memory 1KB used to give a worse mosaic without a word; now it is refused."""
+    from flows.build_mosaic import build_mosaic
+    from mosaic.errors import MosaicError
+    from mosaic.steps_scale import ScaleRequest
+
+    tiny = _options(photo_dir, portrait, tmp_path, compare=False,
+                    scale=ScaleRequest(max_memory="1KB"))
+    with pytest.raises(MosaicError, match=r"--max-memory 1.0 kB is too small for .* tiles and "
+                       r".* photos: the smallest budget that works is (\d+\.\d)MB") as caught:
+        build_mosaic(tiny)
+    smallest = caught.value.args[0].rsplit(" ", 1)[1]
+    enough = _options(photo_dir, portrait, tmp_path, compare=False,
+                      scale=ScaleRequest(max_memory=smallest))
+    assert build_mosaic(enough)["tiles"] > 0  # the value it names does work

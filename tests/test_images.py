@@ -1,9 +1,15 @@
+import contextlib
+import os
+import struct
+import threading
+import zlib
+
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from mosaic.errors import ImageTooLargeError, UnreadableImageError
-from mosaic.images import open_rgb, pixel_box, square_crop_boxes
+from mosaic.images import open_rgb, pixel_box, square_crop_boxes, upright_size
 
 
 def _exif_rotated_jpeg(path, orientation):
@@ -92,3 +98,129 @@ def test_square_crop_boxes():
     # A square photo has no distinct ends: only centre and four zoomed corners.
     assert len(square_crop_boxes(100, 100, 7)) == 5
     assert len(square_crop_boxes(400, 200, 3)) == 3
+
+
+def _call_unblocking(function, fifo, timeout=10.0):
+    """Call ``function`` in a thread; if it hangs on ``fifo``, release the reader and fail.
+
+    A reader blocked opening a FIFO cannot be interrupted; opening the write end lets it
+    through (it reads end of file), so a failing test ends instead of hanging the run.
+    """
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = function()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(timeout)
+        pytest.fail(f"blocked reading the FIFO {fifo}")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png_with_trailing_exif(path, orientation):
+    # Pillow writes eXIf before the pixel data; other writers put it after, before IEND.
+    pixels = np.zeros((30, 60, 3), np.uint8)
+    pixels[:, 30:] = 255
+    Image.fromarray(pixels).save(path)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = path.read_bytes()
+    assert data[-12:-8] == b"\0\0\0\0" and data[-8:-4] == b"IEND"
+    path.write_bytes(data[:-12] + _png_chunk(b"eXIf", exif.tobytes()[6:]) + data[-12:])
+    return path
+
+
+@pytest.fixture
+def header_only(monkeypatch):
+    """Make any pixel decoding fail, to prove that only the header is read."""
+    def refuse(self):
+        raise AssertionError("decoded the pixels")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+
+
+@pytest.mark.parametrize(("orientation", "size"), [
+    (1, (60, 30)), (2, (60, 30)), (3, (60, 30)), (4, (60, 30)),
+    (5, (30, 60)), (6, (30, 60)), (7, (30, 60)), (8, (30, 60)),
+])
+def test_upright_size_applies_exif_orientation(tmp_path, orientation, size):
+    path = _exif_rotated_jpeg(tmp_path / "r.jpg", orientation)
+    assert open_rgb(path).size == size
+    assert upright_size(path) == size
+
+
+def test_upright_size_reads_only_the_header(tmp_path, header_only):
+    assert upright_size(_exif_rotated_jpeg(tmp_path / "r.jpg", 6)) == (30, 60)
+    Image.new("RGB", (40, 10)).save(tmp_path / "plain.png")
+    assert upright_size(tmp_path / "plain.png") == (40, 10)
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    Image.new("RGB", (40, 10)).save(tmp_path / "exif.png", exif=exif)
+    assert upright_size(tmp_path / "exif.png") == (10, 40)
+    assert upright_size(_png_with_trailing_exif(tmp_path / "late.png", 6)) == (30, 60)
+
+
+def test_upright_size_of_png_with_exif_after_the_pixels_matches_decoding(tmp_path):
+    for orientation in (1, 6):
+        path = _png_with_trailing_exif(tmp_path / f"late{orientation}.png", orientation)
+        assert upright_size(path) == open_rgb(path).size
+    assert upright_size(tmp_path / "late6.png") == (30, 60)
+
+
+@pytest.mark.parametrize("read", [upright_size, open_rgb])
+def test_fifo_is_refused_without_blocking(tmp_path, read):
+    os.mkfifo(tmp_path / "target.jpg")
+    with pytest.raises(UnreadableImageError) as caught:
+        _call_unblocking(lambda: read(tmp_path / "target.jpg"), tmp_path / "target.jpg")
+    message = str(caught.value)
+    assert "target.jpg" in message and "named pipe" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("read", [upright_size, open_rgb])
+def test_device_is_refused(tmp_path, read):
+    (tmp_path / "zero.jpg").symlink_to("/dev/zero")
+    with pytest.raises(UnreadableImageError, match=r"zero\.jpg: a character device"):
+        read(tmp_path / "zero.jpg")
+
+
+def test_folder_named_like_an_image_is_refused(tmp_path):
+    (tmp_path / "odd.jpg").mkdir()
+    with pytest.raises(UnreadableImageError, match=r"odd\.jpg: a folder, not a regular file"):
+        upright_size(tmp_path / "odd.jpg")
+
+
+def test_upright_size_refuses_decompression_bombs(tmp_path, header_only):
+    Image.new("L", (3000, 3000)).save(tmp_path / "bomb.png", optimize=True)
+    with pytest.raises(ImageTooLargeError, match=r"bomb\.png: 3000x3000 .* decompression-bomb cap"):
+        upright_size(tmp_path / "bomb.png", max_pixels=1_000_000)
+    assert upright_size(tmp_path / "bomb.png") == (3000, 3000)
+    # A header claiming 30000 x 30000 pixels (900 MP) over a few bytes of data.
+    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    (tmp_path / "huge.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _png_chunk(b"IEND", b""))
+    with pytest.raises(ImageTooLargeError, match=r"huge\.png: ") as caught:
+        upright_size(tmp_path / "huge.png")
+    assert "\n" not in str(caught.value)
+
+
+def test_upright_size_of_a_missing_or_broken_file(tmp_path):
+    with pytest.raises(UnreadableImageError, match=r"missing\.jpg: cannot read image"):
+        upright_size(tmp_path / "missing.jpg")
+    (tmp_path / "fake.jpg").write_text("hello")
+    with pytest.raises(UnreadableImageError, match=r"fake\.jpg: cannot read image"):
+        upright_size(tmp_path / "fake.jpg")

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import stat
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from mosaic import processes
 from mosaic.errors import MosaicError
 from mosaic.files import sha256_bytes
 from mosaic.sources import manifest
@@ -21,9 +27,13 @@ from mosaic.sources.instagram_web import (
     LoginRequiredError,
     ProfileError,
     ScrapeSettings,
+    SiteUnreachableError,
+    browser_errors,
+    browser_network_error,
     list_profile_posts,
     login_wall_seen,
     normalise_base_url,
+    open_browser,
     parse_post_page,
     parse_post_reference,
     parse_srcset,
@@ -36,6 +46,7 @@ from mosaic.sources.instagram_web import (
 )
 from tests.fixtures.fake_instagram import (
     LOGIN_PAGE,
+    NOT_FOUND_PAGE,
     FakeInstagram,
     Post,
     make_posts,
@@ -54,6 +65,34 @@ def _settings(site: FakeInstagram, **kwargs) -> ScrapeSettings:
 
 def _url(site: FakeInstagram, post: Post) -> str:
     return f"{site.base_url}/p/{post.code}/"
+
+
+def _private_roots() -> set[Path]:
+    roots = {Path(tempfile.gettempdir())}
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        roots.add(Path(os.environ["XDG_RUNTIME_DIR"]))
+    return roots
+
+
+def _my_browser_folders() -> list[Path]:
+    """The private Chromium folders of this process that still exist."""
+    prefix = f"mosaic-chromium-{processes.owner_tag()}-"
+    return [p for root in _private_roots() if root.is_dir() for p in root.iterdir()
+            if p.name.startswith(prefix)]
+
+
+def _processes_naming(text: str) -> list[str]:
+    """Command lines of running processes that contain ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in line:
+                found.append(line)
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +215,8 @@ def test_profile_scroll_collects_every_post_in_order(profile_site, tmp_path):
     assert [post_code(url) for url in listing.reels] == [
         p.code for p in site.posts if p.kind == "reel"]
     assert listing.expected == 40
-    assert list((tmp_path / "work").iterdir()) == []  # the browser profile is gone
+    assert not (tmp_path / "work").exists()  # the browser profile is not in the run folder
+    assert _my_browser_folders() == []  # and its private folder is gone
     assert site.requested("image") == {}  # the browser loads no images
 
 
@@ -265,14 +305,18 @@ def test_missing_file_is_fetched_again(matrix, tmp_path):
     assert not again["reused"] and again["new_images"] == 1
 
 
-def test_deleted_post_fails_at_once_and_is_recorded(matrix, tmp_path):
+def test_deleted_post_is_gone_at_once_and_not_fetched_again(matrix, tmp_path):
     url = f"{matrix.base_url}/p/GONE0/"
-    with pytest.raises(PermanentFetchError, match="HTTP 404"):
-        scrape_post(url, tmp_path, _settings(matrix))
+    result = scrape_post(url, tmp_path, _settings(matrix))
+    entry = result["entry"]
+    assert entry["status"] == "gone" and entry["images"] == []
+    assert entry["error"] == "the post page answers HTTP 404"
+    assert matrix.requested("page")["/p/GONE0/"] == 1  # a 404 is not retried
+    assert manifest.read_manifest(tmp_path)["posts"]["GONE0"] == entry
+    record_failure(tmp_path, url, "HTTP 500")  # a finished post stays as it is
+    assert manifest.read_manifest(tmp_path)["posts"]["GONE0"]["status"] == "gone"
+    assert scrape_post(url, tmp_path, _settings(matrix))["reused"]
     assert matrix.requested("page")["/p/GONE0/"] == 1
-    record_failure(tmp_path, url, "HTTP 404")
-    entry = manifest.read_manifest(tmp_path)["posts"]["GONE0"]
-    assert entry["status"] == "failed" and entry["error"] == "HTTP 404"
 
 
 def test_login_wall_on_post_pages_stops_the_run(tmp_path):
@@ -297,3 +341,153 @@ def test_images_off_the_allow_list_are_refused(matrix, tmp_path):
         scrape_post(_url(matrix, post), tmp_path, settings)
     assert matrix.requested("image")[matrix.image_path(post.photos[0], 1080)] == 0
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == []
+
+
+# --- gone is not failed ---------------------------------------------------------------------
+
+@pytest.fixture
+def fresh() -> Iterator[FakeInstagram]:
+    """A variant matrix of its own: these tests delete media from it."""
+    with FakeInstagram(variant_matrix(seed=23), username="fresh") as site:
+        yield site
+
+
+def _first(site: FakeInstagram, variant: str, kind: str) -> Post:
+    return next(p for p in site.posts if p.variant == variant and p.kind == kind)
+
+
+def test_every_size_a_page_offers_is_kept_largest_first(matrix):
+    for post in matrix.posts:
+        if post.kind in {"video", "reel"}:
+            continue
+        media = parse_post_page(matrix.post_page(post), post.code, _url(matrix, post))
+        photos = [photo for photo in post.photos if not photo.video]
+        assert [[size.url for size in image.sizes()] for image in media.images] == [
+            [matrix.image_url(photo, w) for w in matrix.offered_widths(post)]
+            for photo in photos], post.variant
+
+
+def test_a_size_that_is_gone_gives_way_to_the_next(fresh, tmp_path):
+    post = _first(fresh, "srcset", "image")
+    photo = post.photos[0]
+    fresh.remove_image(photo, (1080,))
+    entry = scrape_post(_url(fresh, post), tmp_path, _settings(fresh))["entry"]
+    assert entry["status"] == "done" and entry["gone_images"] == []
+    assert [(i["sha256"], i["width"]) for i in entry["images"]] == [
+        (sha256_bytes(fresh.jpeg(photo.seed, 640)), 640)]
+    requested = fresh.requested("image")
+    assert [requested[fresh.image_path(photo, w)] for w in (1080, 640, 320)] == [1, 1, 0]
+
+
+@pytest.mark.parametrize("status", [404, 410])
+def test_an_image_gone_on_every_size_makes_the_post_gone(fresh, tmp_path, status):
+    post = _first(fresh, "v1", "image")
+    photo = post.photos[0]
+    fresh.remove_image(photo, status=status)
+    result = scrape_post(_url(fresh, post), tmp_path, _settings(fresh))
+    entry = result["entry"]
+    assert entry["status"] == "gone" and entry["images"] == [] and result["new_images"] == 0
+    assert entry["error"] == f"every size of its image answers HTTP {status}"
+    assert entry["gone_images"] == [fresh.image_url(photo, 1080)]
+    requested = fresh.requested("image")
+    assert [requested[fresh.image_path(photo, w)] for w in (1080, 640, 320)] == [1, 1, 1]
+    assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
+    assert manifest.read_manifest(tmp_path)["posts"][post.code] == entry
+    again = scrape_post(_url(fresh, post), tmp_path, _settings(fresh))
+    assert again["reused"] and fresh.requested("image") == requested
+    assert fresh.requested("page")[f"/p/{post.code}/"] == 1
+
+
+def test_a_carousel_with_a_gone_image_keeps_the_others(fresh, tmp_path):
+    post = _first(fresh, "graphql", "carousel")
+    first, _video, third = post.photos
+    fresh.remove_image(first)
+    entry = scrape_post(_url(fresh, post), tmp_path, _settings(fresh))["entry"]
+    assert entry["status"] == "partly-gone" and entry["skipped_videos"] == 1
+    assert [i["sha256"] for i in entry["images"]] == [sha256_bytes(fresh.jpeg(third.seed, 1080))]
+    assert entry["gone_images"] == [fresh.image_url(first, 1080)]
+    assert entry["error"] == "every size of 1 of its 2 images answers HTTP 404"
+    assert scrape_post(_url(fresh, post), tmp_path, _settings(fresh))["reused"]
+
+
+def test_a_page_that_is_gone_or_says_so(fresh, tmp_path):
+    post = _first(fresh, "escaped", "image")
+    fresh.remove_post(post, status=410)
+    entry = scrape_post(_url(fresh, post), tmp_path, _settings(fresh))["entry"]
+    assert entry["status"] == "gone" and entry["error"] == "the post page answers HTTP 410"
+    media = parse_post_page(NOT_FOUND_PAGE, "ABCDE", "https://www.instagram.com/p/ABCDE/")
+    assert media.found_by == "unavailable" and media.images == ()
+
+
+def test_403_is_still_a_failure_and_no_smaller_size_is_tried(fresh, tmp_path):
+    post = _first(fresh, "v1", "image")
+    photo = post.photos[0]
+    fresh.add_route(fresh.image_path(photo, 1080), 403, b"URL signature expired",
+                    {"Content-Type": "text/plain"})
+    with pytest.raises(PermanentFetchError, match="HTTP 403"):
+        scrape_post(_url(fresh, post), tmp_path, _settings(fresh))
+    assert fresh.requested("image")[fresh.image_path(photo, 640)] == 0
+    assert manifest.finished_entry(tmp_path, post.code) is None  # a rerun tries again
+
+
+# --- the browser: one-line errors, a private folder, nothing left running --------------------
+
+def test_browser_network_errors_are_classified():
+    refused = browser_network_error("http://127.0.0.1:9/x/", "ERR_CONNECTION_REFUSED")
+    assert isinstance(refused, SiteUnreachableError) and not refused.retryable
+    assert str(refused) == "cannot reach http://127.0.0.1:9 (net::ERR_CONNECTION_REFUSED)"
+    dns = browser_network_error("https://nowhere.invalid/u/",
+                                "unknown error: net::ERR_NAME_NOT_RESOLVED")
+    assert isinstance(dns, SiteUnreachableError)
+    assert isinstance(browser_network_error("https://x/", "ERR_CERT_DATE_INVALID"),
+                      SiteUnreachableError)
+    reset = browser_network_error("https://x/u/", "ERR_CONNECTION_RESET")
+    assert isinstance(reset, TransientFetchError) and reset.retryable
+    assert isinstance(browser_network_error("https://x/u/", "odd"), TransientFetchError)
+
+
+def test_an_unreachable_site_is_one_line(tmp_path):
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n"
+                       "127.0.0.1\tFALSE\t/\tFALSE\t0\tsessionid\tnot-a-real-one\n")
+    for extra in ({}, {"cookies": str(cookies)}):
+        settings = ScrapeSettings(base_url="http://127.0.0.1:9", allow_hosts=("127.0.0.1:9",),
+                                  delay=0.0, fetch=FAST, **extra)
+        with pytest.raises(SiteUnreachableError) as caught:
+            list_profile_posts("someone", settings, tmp_path / "work")
+        assert str(caught.value) == ("cannot reach http://127.0.0.1:9 "
+                                     "(net::ERR_CONNECTION_REFUSED)")
+    assert _my_browser_folders() == []
+
+
+def test_the_browser_lives_in_a_private_folder_and_leaves_nothing(tmp_path):
+    with open_browser(tmp_path / "work") as driver:
+        driver.get("about:blank")
+        folder = next(f for f in _my_browser_folders() if (f / "profile").is_dir())
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        assert not folder.is_relative_to(tmp_path)
+        running = _processes_naming(str(folder))
+        assert any("--user-data-dir=" in line for line in running)
+        # The crash handler leaves the browser's session: its command line names the
+        # folder (its database is there), which is how the guardian finds it.
+        assert any("chrome_crashpad_handler" in line for line in running), running
+        group = driver.service.process.pid
+        assert os.getsid(group) == group  # its own session: the terminal's Ctrl-C misses it
+    assert not folder.exists() and _my_browser_folders() == []
+    assert _processes_naming(str(folder)) == []
+    assert not processes.group_alive(group)
+    assert not (tmp_path / "work").exists()
+
+
+def test_a_browser_that_died_is_one_line_and_cleaned_up(tmp_path):
+    started = time.monotonic()
+    with open_browser(tmp_path) as driver:
+        group = driver.service.process.pid
+        with pytest.raises(TransientFetchError, match="chromedriver is gone") as caught:
+            with browser_errors("http://127.0.0.1:1/someone/"):
+                os.killpg(group, signal.SIGKILL)
+                time.sleep(0.2)
+                driver.execute_script("return 1")
+        assert "\n" not in str(caught.value)
+    assert _my_browser_folders() == [] and not processes.group_alive(group)
+    assert time.monotonic() - started < 30

@@ -1,5 +1,8 @@
+import contextlib
 import logging
+import os
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -21,6 +24,46 @@ from tests.conftest import SAMPLE_PHOTOS, write_jpeg
 
 def _build(folder, **kwargs):
     return build_library(hash_photos(list_photo_files(folder)), **kwargs)
+
+
+def _call_unblocking(function, fifo, timeout=10.0):
+    """Call ``function`` in a thread; if it hangs on ``fifo``, release the reader and fail.
+
+    A reader blocked opening a FIFO cannot be interrupted; opening the write end lets it
+    through (it reads end of file), so a failing test ends instead of hanging the run.
+    """
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = function()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(timeout)
+        pytest.fail(f"blocked reading the FIFO {fifo}")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _large_jpeg(path, orientation=1):
+    # 3000 x 2000 stored: far above the draft size, so it is decoded at 1/8 scale.
+    ramp = np.linspace(0, 255, 3000, dtype=np.float32)
+    pixels = np.empty((2000, 3000, 3), np.uint8)
+    pixels[..., 0] = ramp[None, :]
+    pixels[..., 1] = np.linspace(0, 255, 2000, dtype=np.float32)[:, None]
+    pixels[..., 2] = 90
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(pixels).save(path, quality=80, exif=exif.tobytes())
+    return path
 
 
 def test_identical_photos_count_once_and_unreadable_are_skipped(tmp_path, caplog):
@@ -106,3 +149,73 @@ def test_thumbnail_cache_resumes_without_decoding_again(tmp_path, monkeypatch):
     assert [p.name for p in calls] == ["new.jpg"]
     np.testing.assert_array_equal(second.thumbs[:12], first.thumbs)
     assert not list((tmp_path / "cache").rglob("*.part*"))
+
+
+def test_file_swapped_for_a_fifo_after_listing_is_skipped(tmp_path, caplog):
+    write_jpeg(tmp_path / "a.jpg", (10, 20, 30))
+    write_jpeg(tmp_path / "x.jpg", (30, 20, 10))
+    files = list_photo_files(tmp_path)
+    (tmp_path / "x.jpg").unlink()
+    os.mkfifo(tmp_path / "x.jpg")
+    with caplog.at_level(logging.WARNING, logger="mosaic"):
+        hashed = _call_unblocking(lambda: hash_photos(files), tmp_path / "x.jpg")
+    assert [h is None for _, h in hashed] == [False, True]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "x.jpg" in warnings[0] and "named pipe" in warnings[0]
+    library = build_library(hashed, feature_size=4)
+    assert len(library) == 1 and library.skipped == [(str(files[1]), "cannot read file")]
+
+
+def test_file_swapped_for_a_fifo_after_hashing_is_skipped(tmp_path, caplog):
+    write_jpeg(tmp_path / "a.jpg", (10, 20, 30))
+    write_jpeg(tmp_path / "x.jpg", (30, 20, 10))
+    hashed = hash_photos(list_photo_files(tmp_path))
+    (tmp_path / "x.jpg").unlink()
+    os.mkfifo(tmp_path / "x.jpg")
+    with caplog.at_level(logging.WARNING, logger="mosaic"):
+        library = _call_unblocking(lambda: build_library(hashed, feature_size=4),
+                                   tmp_path / "x.jpg")
+    assert len(library) == 1
+    assert library.skipped[0][0].endswith("x.jpg") and "named pipe" in library.skipped[0][1]
+
+
+def test_fifo_in_the_photo_folder_does_not_hang_the_build(tmp_path, caplog):
+    write_jpeg(tmp_path / "a.jpg", (10, 20, 30))
+    os.mkfifo(tmp_path / "x.jpg")
+    with caplog.at_level(logging.WARNING, logger="mosaic"):
+        library = _call_unblocking(lambda: _build(tmp_path, feature_size=4), tmp_path / "x.jpg")
+    assert len(library) == 1 and library.skipped == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "x.jpg" in warnings[0]
+
+
+@pytest.mark.parametrize(("orientation", "size", "centre"), [
+    (1, (3000, 2000), (1 / 6, 0.0, 5 / 6, 1.0)),
+    (6, (2000, 3000), (0.0, 1 / 6, 1.0, 5 / 6)),
+])
+def test_large_jpeg_records_its_true_upright_size(tmp_path, orientation, size, centre):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _large_jpeg(photos / "big.jpg", orientation)
+    library = _build(photos, feature_size=8, crops=2)
+    manifest, _ = save_library(library, tmp_path / "out")
+    record = load_records(manifest)[0]
+    assert (record.width, record.height) == size
+    np.testing.assert_allclose(record.boxes[0], centre, atol=0.01)
+
+
+def test_thumbnail_cache_with_the_old_reduced_sizes_is_not_reused(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _large_jpeg(photos / "big.jpg")
+    hashed = hash_photos(list_photo_files(photos))
+    # What the previous version cached for this photo: its 1/8 draft size.
+    old = library_module._ShardCache(tmp_path / "cache" / "thumbs-s8-k1")
+    old.add(library_module._Decoded(
+        hashed[0][1], hashed[0][0], 375, 250, np.array([[0.1, 0.0, 0.9, 1.0]], np.float32),
+        np.zeros((1, 8, 8, 3), np.uint8), np.zeros((32, 32), np.uint8)))
+    old.flush()
+    library = build_library(hashed, feature_size=8, cache_dir=tmp_path / "cache")
+    assert (library.records[0].width, library.records[0].height) == (3000, 2000)
+    again = build_library(hashed, feature_size=8, cache_dir=tmp_path / "cache")
+    assert (again.records[0].width, again.records[0].height) == (3000, 2000)

@@ -16,6 +16,7 @@ from mosaic.sources import manifest
 from mosaic.sources.download import FetchSettings, RetryPolicy
 from mosaic.sources.instagram_web import ScrapeSettings
 from tests.fixtures.fake_instagram import FakeInstagram, Post, make_posts
+from tests.fixtures.logs import captured_logs
 
 FAST = FetchSettings(connect_timeout=2.0, read_timeout=1.0,
                      retry=RetryPolicy(attempts=4, backoff=0.1, jitter=0.5))
@@ -51,6 +52,51 @@ def _post_url(site: FakeInstagram, post: Post) -> str:
     return f"{site.base_url}/p/{post.code}/"
 
 
+def test_gone_posts_complete_the_run_and_are_not_fetched_again(prefect_api, tmp_path):
+    from flows.scrape_instagram import ScrapeRequest, run_scrape
+
+    posts = make_posts(8, carousels=2, videos=1, reels=0, seed=29, og_every=0)
+    single = next(p for p in posts if p.kind == "image" and p.variant != "graphql-min")
+    carousel = next(p for p in posts if p.kind == "carousel")
+    deleted = next(p for p in posts if p.kind == "image" and p is not single)
+    with FakeInstagram(posts) as site:
+        site.remove_image(single.photos[0])  # every size: 404
+        site.remove_image(next(ph for ph in carousel.photos if not ph.video), status=410)
+        site.remove_post(deleted)
+        request = ScrapeRequest(out_dir=str(tmp_path / "photos"), workdir=str(tmp_path / "work"),
+                                settings=_settings(site), username=site.username,
+                                retry_delay=0.1)
+        with captured_logs() as records:
+            state = run_scrape(request, return_state=True)
+        assert state.is_completed(), state
+        summary = state.result()
+        assert summary["failures"] == []
+        assert (summary["posts_gone"], summary["posts_partly_gone"]) == (2, 1)
+        entries = manifest.read_manifest(tmp_path / "photos")["posts"]
+        assert entries[single.code]["status"] == "gone"
+        assert entries[deleted.code]["status"] == "gone"
+        assert entries[carousel.code]["status"] == "partly-gone"
+        assert entries[carousel.code]["images"]  # what was left is saved
+        warnings = [r.getMessage() for r in records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and "\n" not in warnings[0]
+        assert all(p.code in warnings[0] for p in (single, carousel, deleted))
+        assert records[0].name.startswith("mosaic.")
+        artifact = _artifact(state.state_details.flow_run_id)
+        assert "| posts gone from the site (404/410) | 2 |" in artifact
+        assert "| posts partly gone (some images 404/410) | 1 |" in artifact
+        assert all(p.code in artifact for p in (single, carousel, deleted))
+        assert set(site.downloads()) == set(site.expected_downloads())
+
+        images, pages = site.requested("image"), site.requested("page")
+        with captured_logs() as records:
+            again = run_scrape(request)
+        assert again["posts_gone"] == 2 and again["failures"] == []
+        assert site.requested("image") == images  # nothing fetched again, gone or not
+        after = site.requested("page")
+        assert all(after[f"/p/{p.code}/"] == pages[f"/p/{p.code}/"] for p in posts)
+        assert not [r for r in records if r.levelname == "WARNING"]  # named once, not again
+
+
 def test_failed_posts_are_retried_then_only_they_are_fetched_again(prefect_api, tmp_path):
     from flows.scrape_instagram import ScrapeIncompleteError, ScrapeRequest, run_scrape
 
@@ -72,16 +118,19 @@ def test_failed_posts_are_retried_then_only_they_are_fetched_again(prefect_api, 
         error = state.result(raise_on_failure=False)
         assert isinstance(error, ScrapeIncompleteError)
         reasons = {f["url"]: f["reason"] for f in error.summary["failures"]}
-        assert set(reasons) == {_post_url(site, broken), urls[-1]}
-        assert "HTTP 404" in reasons[urls[-1]] and "HTTP 500" in reasons[_post_url(site, broken)]
+        assert set(reasons) == {_post_url(site, broken)}  # a deleted post is not a failure
+        assert "HTTP 500" in reasons[_post_url(site, broken)]
+        assert [g["code"] for g in error.summary["gone"]] == ["GONE1"]
         pages = site.requested("page")
         assert pages[f"/p/{flaky.code}/"] == 4  # 2 in-request tries, then a task retry
         assert pages["/p/GONE1/"] == 1  # a 404 is not retried
         assert site.requested("image")[broken_image] == 6  # 2 tries x 3 task runs
         artifact = _artifact(state.state_details.flow_run_id)
-        assert "## Failures" in artifact and "GONE1" in artifact and "HTTP 404" in artifact
+        assert "## Failures" in artifact and "## Gone from the site" in artifact
+        assert "GONE1" in artifact and "HTTP 404" in artifact
         posts_now = manifest.read_manifest(tmp_path / "photos")["posts"]
         assert posts_now[broken.code]["status"] == "failed"
+        assert posts_now["GONE1"]["status"] == "gone"
 
         site.force_faults(broken_image, [])
         lost = images[2]
@@ -89,14 +138,15 @@ def test_failed_posts_are_retried_then_only_they_are_fetched_again(prefect_api, 
         (tmp_path / "photos" / lost_file).unlink()  # its cached result is stale now
         (tmp_path / "photos" / "manifest.json").unlink()  # only Prefect's cache is left
         before = site.requested("page")
-        with pytest.raises(ScrapeIncompleteError, match="1 of 11 posts failed"):
-            run_scrape(request)
+        summary = run_scrape(request)
+        assert summary["failures"] == [] and summary["posts_gone"] == 1
         after = site.requested("page")
         fetched = {path for path in after if after[path] != before[path]}
-        assert fetched == {f"/p/{broken.code}/", "/p/GONE1/", f"/p/{lost.code}/"}
+        assert fetched == {f"/p/{broken.code}/", f"/p/{lost.code}/"}  # not GONE1 again
         assert (tmp_path / "photos" / lost_file).is_file()
         rebuilt = manifest.read_manifest(tmp_path / "photos")["posts"]
         assert rebuilt[broken.code]["status"] == "done"
+        assert rebuilt["GONE1"]["status"] == "gone"  # put back from Prefect's cache
         assert {code for code, e in rebuilt.items() if e["status"] in {"done", "video"}} == {
             p.code for p in posts}
 
@@ -195,3 +245,51 @@ def test_cookies_are_never_stored(scrape300):
     assert secret not in _all_text(scrape300.root / "work")
     assert secret not in scrape300.artifact
     assert secret not in repr(scrape300.summary)
+
+
+def test_a_stop_is_never_retried():
+    from prefect.states import Failed
+
+    from mosaic.processes import Stopped
+    from mosaic.sources.download import (
+        PermanentFetchError,
+        StopRequested,
+        TransientFetchError,
+        clear_stop,
+        request_stop,
+    )
+    from tasks.scrape import retry_on_network_faults
+
+    def retried(error: BaseException) -> bool:
+        return retry_on_network_faults(None, None, Failed(data=error))  # type: ignore[arg-type]
+
+    assert retried(TransientFetchError("HTTP 503"))
+    assert not retried(PermanentFetchError("HTTP 404", status=404))
+    assert not retried(KeyboardInterrupt())
+    assert not retried(Stopped(2))
+    assert not retried(StopRequested("stopped"))
+    request_stop()
+    try:
+        assert not retried(TransientFetchError("HTTP 503"))  # nothing once told to stop
+    finally:
+        clear_stop()
+
+
+def test_a_foreign_manifest_stops_the_flow_before_any_request(prefect_api, tmp_path):
+    from flows.scrape_instagram import ScrapeRequest, run_scrape
+
+    out = tmp_path / "photos"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"files": ["mine"]}')
+    with FakeInstagram(make_posts(3, carousels=0, videos=0, reels=0, seed=61)) as site:
+        request = ScrapeRequest(out_dir=str(out), workdir=str(tmp_path / "work"),
+                                settings=_settings(site), username=site.username)
+        state = run_scrape(request, return_state=True)
+        assert state.is_failed()
+        error = state.result(raise_on_failure=False)
+        assert isinstance(error, manifest.ForeignManifestError)
+        assert str(error) == (f"{out / 'manifest.json'} is not a photo-mosaic manifest; "
+                              "choose another --out folder")
+        assert site.hits == []
+    assert (out / "manifest.json").read_text() == '{"files": ["mine"]}'
+    assert [p.name for p in out.iterdir()] == ["manifest.json"]

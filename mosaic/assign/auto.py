@@ -11,6 +11,7 @@ proven lower bound, for ``metrics.json``.
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,7 +22,13 @@ from typing import Any
 import numpy as np
 
 from mosaic.assign.exact import assign_optimal
-from mosaic.assign.regional import RegionalReport, assign_regional, default_regions
+from mosaic.assign.regional import (
+    REGION_TILES,
+    RegionalReport,
+    assign_regional,
+    default_regions,
+    pair_bytes,
+)
 from mosaic.assign.result import Assignment
 from mosaic.blocks import (
     BlockRunner,
@@ -64,6 +71,21 @@ class MethodChoice:
     dense_bytes: int
     max_memory: int
     regions: int | None = None
+
+
+def smallest_budget(tiles: int, photos: int, crops: int = 1, regions: int | None = None,
+                    workers: int = 2, feature_bytes: int = 0) -> int:
+    """The smallest memory budget at which a build runs at full quality.
+
+    That is the dense exact method's need, or the regional method's with its regions of
+    the usual size (:data:`~mosaic.assign.regional.REGION_TILES` tiles, or ``regions``),
+    whichever is smaller. Below it the regional method would cut the problem into ever
+    smaller regions and give a worse mosaic without saying so.
+    """
+    dense = (dense_bytes(tiles, photos, crops) + feature_bytes) / DENSE_SHARE
+    count = regions or max(1, round(tiles / REGION_TILES))
+    regional = feature_bytes + 2 * workers * pair_bytes(tiles, photos, count)
+    return math.ceil(min(dense, regional))
 
 
 def choose_method(tiles: int, photos: int, crops: int = 1, max_memory: int | None = None,

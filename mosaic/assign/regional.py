@@ -180,14 +180,17 @@ def default_regions(tiles: int, photos: int, max_memory: int, workers: int = 2) 
     scores; ``workers`` of them in flight must fit in half of ``max_memory``.
     """
     regions = max(1, round(tiles / REGION_TILES))
-    photos_per_tile = photos / max(1, tiles)
     while regions < tiles:
-        pair_tiles = 2 * tiles / regions
-        pair_bytes = 4 * pair_tiles * pair_tiles * min(photos_per_tile, 1 + SPARE_SHARE)
-        if pair_bytes * workers <= max_memory / 2:
+        if pair_bytes(tiles, photos, regions) * workers <= max_memory / 2:
             break
         regions *= 2
     return int(min(regions, tiles))
+
+
+def pair_bytes(tiles: int, photos: int, regions: int) -> float:
+    """Bytes of the largest matrix the repair scores: a pair of regions' tiles x photos."""
+    pair_tiles = 2 * tiles / max(1, regions)
+    return 4 * pair_tiles * pair_tiles * min(photos / max(1, tiles), 1 + SPARE_SHARE)
 
 
 @dataclass

@@ -3,12 +3,19 @@
 Every request goes through :func:`fetch`, which follows redirects by hand so that each hop
 is checked against an :class:`AllowList`, and retries what is worth retrying: a 429 waits
 for its ``Retry-After``; 5xx answers, connection resets, timeouts and truncated bodies wait
-an exponential back-off with jitter; 403, 404 and other client errors fail at once.
+an exponential back-off with jitter; 403, 404 and other client errors fail at once. A
+404 or 410 means the thing is gone from the site (:func:`is_gone`), which callers record
+rather than fail on; a 403 (Instagram's expired signed URLs) stays a failure a rerun
+retries.
 
-Images are streamed to a hidden ``*.part`` file in the output folder while they are hashed,
-checked (content type, magic bytes, size, completeness) and only then renamed to
-``<sha256>.<ext>``: the bytes are kept exactly as downloaded, and no empty or partial
-file is ever left under a final name.
+A run being stopped (Ctrl-C, SIGTERM, a cancelled flow run) calls :func:`request_stop`:
+retry waits and polite waits then end at once with :class:`StopRequested`, so no thread
+goes on fetching, nor retrying, once the user asked to stop.
+
+Images are streamed to a hidden temporary file (this tool's own prefix) in the output
+folder while they are hashed, checked (content type, magic bytes, size, completeness)
+and only then renamed to ``<sha256>.<ext>``: the bytes are kept exactly as downloaded,
+and no empty or partial file is ever left under a final name.
 """
 
 from __future__ import annotations
@@ -20,7 +27,6 @@ import http.cookiejar
 import logging
 import os
 import random
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +38,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from mosaic.errors import MosaicError
-from mosaic.files import TEMP_SUFFIX
+from mosaic.files import forget_temporary, new_temporary
 
 log = logging.getLogger("mosaic.download")
 
@@ -89,6 +95,59 @@ class PermanentFetchError(FetchError):
     def __init__(self, message: str, url: str = "", status: int | None = None) -> None:
         super().__init__(message, url)
         self.status = status
+
+
+GONE_STATUSES = frozenset({404, 410})
+"""HTTP statuses that mean the page or image was deleted."""
+
+
+class StopRequested(KeyboardInterrupt):
+    """The run is being stopped: give up now, retry nothing.
+
+    A ``KeyboardInterrupt`` so that nothing catching ``Exception`` (Prefect's task retries
+    among them) mistakes it for a failure worth retrying.
+    """
+
+
+_stop = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask every fetch of this process to stop at its next wait (thread-safe)."""
+    _stop.set()
+
+
+def clear_stop() -> None:
+    """Forget a stop request (a new run starts in this process)."""
+    _stop.clear()
+
+
+def stop_requested() -> bool:
+    """Whether :func:`request_stop` was called (and not cleared since)."""
+    return _stop.is_set()
+
+
+def check_stop() -> None:
+    """Raise :class:`StopRequested` if the run is being stopped."""
+    if _stop.is_set():
+        raise StopRequested("stopped")
+
+
+def pause(seconds: float) -> None:
+    """Sleep ``seconds``, or less if a stop is requested meanwhile (then raise it).
+
+    Raises
+    ------
+    StopRequested
+        A stop was requested before or during the wait.
+    """
+    if _stop.wait(max(0.0, seconds)):
+        raise StopRequested("stopped")
+
+
+def is_gone(error: BaseException) -> bool:
+    """Whether ``error`` is a 404 or 410: what was asked for is gone from the site."""
+    return isinstance(error, PermanentFetchError) and error.status in GONE_STATUSES
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -442,8 +501,11 @@ def with_retries(action: Callable[[], _T], policy: RetryPolicy, what: str) -> tu
     ------
     FetchError
         The last error, when it is permanent or the attempts are used up.
+    StopRequested
+        The run is being stopped (checked before each attempt and during each wait).
     """
     for attempt in range(1, policy.attempts + 1):
+        check_stop()
         try:
             return action(), attempt
         except FetchError as exc:
@@ -456,7 +518,7 @@ def with_retries(action: Callable[[], _T], policy: RetryPolicy, what: str) -> tu
                     " try again later", exc.url, wait) from exc
             log.info("retrying %s in %.1f s (attempt %d of %d): %s", what, wait, attempt + 1,
                      policy.attempts, exc)
-            time.sleep(wait)
+            pause(wait)
     raise AssertionError("unreachable")
 
 
@@ -564,9 +626,8 @@ class _Stream:
 
     def __init__(self, folder: Path, cap: int, url: str) -> None:
         self.cap, self.url = cap, url
-        fd, name = tempfile.mkstemp(prefix=".download.", suffix=TEMP_SUFFIX, dir=folder)
-        self.handle = os.fdopen(fd, "wb")
-        self.path = Path(name)
+        self.path = new_temporary(folder, "download")
+        self.handle = open(self.path, "wb")  # closed by the caller, or by discard()
         self.digest = hashlib.sha256()
         self.head = b""
         self.tail = b""
@@ -587,7 +648,7 @@ class _Stream:
 
     def discard(self) -> None:
         self.handle.close()
-        self.path.unlink(missing_ok=True)
+        forget_temporary(self.path)
 
 
 def _content_type(response: requests.Response, url: str) -> str:
@@ -669,8 +730,7 @@ def download_image(session: requests.Session, url: str, out_dir: str | os.PathLi
             new = not final.is_file()
             if new:
                 os.replace(stream.path, final)
-            else:
-                stream.path.unlink(missing_ok=True)
+            forget_temporary(stream.path)
         return SavedImage(url, sha, final.name, stream.size, content_type, 0, new)
 
     saved, attempts = with_retries(attempt, settings.retry, url)

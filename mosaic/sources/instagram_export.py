@@ -277,7 +277,8 @@ def import_instagram_export(zip_path: str | os.PathLike[str], out_dir: str | os.
     ------
     MosaicError
         Not a ZIP, an HTML export, no posts list, unreadable JSON, or a hostile archive
-        (zip-slip or absolute path, symbolic link, member over the cap).
+        (zip-slip or absolute path, symbolic link, member over the cap); or ``out_dir``
+        holds a ``manifest.json`` that is not photo-mosaic's (nothing is written then).
     """
     zip_path = Path(zip_path)
     if not zip_path.is_file():
@@ -289,6 +290,7 @@ def import_instagram_export(zip_path: str | os.PathLike[str], out_dir: str | os.
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MosaicError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    manifest.check_manifest(out)  # before anything is written: another tool's file stays
     remove_stale_temporaries(out)
     with zipfile.ZipFile(zip_path) as archive:
         check_archive(archive, zip_path)

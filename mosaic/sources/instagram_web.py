@@ -8,12 +8,24 @@
   a JavaScript string) and the image URLs are taken, by preference, from that JSON
   (``image_versions2.candidates``: the largest; ``display_url``; every child of a carousel),
   then from ``<img srcset>`` (the largest candidate), then from ``og:image`` (a thumbnail,
-  with a warning). Videos, and video children of carousels, are skipped whole.
+  with a warning). Videos, and video children of carousels, are skipped whole. The other
+  sizes a page offers are kept, largest first, as alternatives of each image.
 * Images are saved by :mod:`mosaic.sources.download`; ``manifest.json`` records each post
   as it completes, so a rerun fetches only what is missing.
+* Gone is not failed: when a size answers 404/410 the next smaller one is tried; an
+  image none of whose sizes is left is *gone*, and so is a post whose page answers
+  404/410. Such posts are recorded as ``gone`` (or ``partly-gone`` when some of their
+  images were saved) and count as finished; 403 (an expired signed URL) stays a failure.
+
+Chromium runs from a private folder outside the run folder (mode 0700; its profile, the
+home, config and cache folders it writes to, its crash handler's database), with
+chromedriver in a session of its own: a Ctrl-C at the terminal reaches only this program,
+which quits the browser. If this program dies, SIGKILL included, the guardian of
+:mod:`mosaic.processes` stops the browser and deletes the folder. Selenium's errors
+become one-line errors (:class:`SiteUnreachableError` when the site cannot be reached).
 
 Cookies passed with ``--cookies`` are sent with requests and added to the browser; they
-are never logged nor written anywhere but the temporary browser profile, which is deleted.
+are never logged nor written anywhere but that private folder, which is deleted.
 """
 
 from __future__ import annotations
@@ -37,21 +49,27 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from bs4 import BeautifulSoup
 
+from mosaic import processes
 from mosaic.errors import MosaicError
 from mosaic.sources import manifest
 from mosaic.sources.download import (
     DEFAULT_ALLOWED_HOSTS,
     AllowList,
+    FetchError,
     FetchSettings,
     PermanentFetchError,
     TransientFetchError,
+    check_stop,
     download_image,
     fetch_page,
+    is_gone,
     load_cookie_jar,
     make_session,
+    pause,
 )
 
 if TYPE_CHECKING:
+    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.remote.webdriver import WebDriver
 
 log = logging.getLogger("mosaic.instagram")
@@ -64,9 +82,28 @@ CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu",
                   "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
                   "--window-size=1280,1000", "--lang=en-US",
                   "--blink-settings=imagesEnabled=false")
+"""Headless, quiet, and without loading images: only the post links are needed.
+
+``--disable-breakpad`` and ``--disable-crash-reporter`` do not stop Chromium 156 from
+starting its crash handler (the Debian launcher enables it); :func:`_browser_env` keeps
+the handler's files in the private folder instead."""
 _CHROMIUM_PREFS = {"profile.managed_default_content_settings.images": 2}
-_PROFILE_PREFIX = "chromium-profile-"
-"""Headless, quiet, and without loading images: only the post links are needed."""
+_LEGACY_PROFILE_PREFIX = "chromium-profile-"
+"""Browser profiles earlier versions kept in the run folder (they may hold cookies)."""
+_UNREACHABLE = frozenset({
+    "ERR_CONNECTION_REFUSED", "ERR_NAME_NOT_RESOLVED", "ERR_NAME_RESOLUTION_FAILED",
+    "ERR_ADDRESS_UNREACHABLE", "ERR_ADDRESS_INVALID", "ERR_INTERNET_DISCONNECTED",
+    "ERR_UNSAFE_PORT", "ERR_BLOCKED_BY_ADMINISTRATOR", "ERR_PROXY_CONNECTION_FAILED",
+    "ERR_TUNNEL_CONNECTION_FAILED", "ERR_DISALLOWED_URL_SCHEME"})
+"""Chromium's network errors that mean the site cannot be reached at all; certificate
+and TLS errors (``ERR_CERT_*``, ``ERR_SSL_*``) count too. Others (resets, timeouts) are
+transient."""
+_SOCKET_PATH_MAX = 108
+"""Bytes in a Unix socket address (``sun_path``), its final NUL included."""
+_SINGLETON_SOCKET_CHARS = len("/org.chromium.Chromium.XXXXXX/SingletonSocket")
+_NET_ERROR_RE = re.compile(r"\b(?:net::)?(ERR_[A-Z0-9_]+)\b")
+_ERROR_PAGE_JS = ("const code = document.querySelector('.error-code');"
+                  "return [location.href, code ? code.textContent : ''];")
 
 INSTAGRAM_HOSTS = frozenset({"instagram.com", "www.instagram.com", "m.instagram.com",
                              "instagr.am", "www.instagr.am"})
@@ -94,6 +131,14 @@ class LoginRequiredError(MosaicError):
 
 class ProfileError(MosaicError):
     """The profile does not exist or is private."""
+
+
+class SiteUnreachableError(FetchError):
+    """The browser cannot reach the site at all: refused, no such host, offline, bad TLS.
+
+    Not retried within a run (the answer comes at once, and the same every time); the
+    command line says to run again later.
+    """
 
 
 @dataclass(frozen=True)
@@ -140,11 +185,27 @@ class ScrapeSettings:
 
 @dataclass(frozen=True)
 class ImageRef:
-    """One image URL found in a post page, with its size when the page gives it."""
+    """One image found in a post page: its largest URL, with its size when the page gives it.
+
+    Attributes
+    ----------
+    url : str
+        The preferred (largest) size.
+    width, height : int or None
+        Its size, when the page states it.
+    alternatives : tuple of ImageRef
+        The other sizes the page offers for the same picture, largest first (without
+        alternatives of their own): tried in turn when a larger one answers 404/410.
+    """
 
     url: str
     width: int | None = None
     height: int | None = None
+    alternatives: tuple[ImageRef, ...] = ()
+
+    def sizes(self) -> tuple[ImageRef, ...]:
+        """Every size of the image, largest first: this one, then the alternatives."""
+        return (ImageRef(self.url, self.width, self.height), *self.alternatives)
 
 
 @dataclass(frozen=True)
@@ -162,7 +223,8 @@ class PostMedia:
     is_video : bool
         The post is a video: nothing to download.
     found_by : str
-        ``"json"``, ``"srcset"``, ``"og:image"`` or ``"none"``.
+        ``"json"``, ``"srcset"``, ``"og:image"``, ``"none"``, or ``"unavailable"`` (the
+        page says the post isn't available: it was deleted).
     date : str or None
         When it was posted (ISO 8601, UTC).
     caption : str or None
@@ -346,7 +408,13 @@ def polite_wait(key: str, delay: float) -> None:
     """Wait until at least ``delay`` seconds have passed since the last page load of ``key``.
 
     Threads share the schedule, so parallel post tasks still load pages one per ``delay``.
+
+    Raises
+    ------
+    StopRequested
+        The run is being stopped (the wait ends at once).
     """
+    check_stop()
     if delay <= 0:
         return
     with _gate_lock:
@@ -354,7 +422,7 @@ def polite_wait(key: str, delay: float) -> None:
         turn = max(now, _next_turn.get(key, now))
         _next_turn[key] = turn + delay
     if turn > now:
-        time.sleep(turn - now)
+        pause(turn - now)
 
 
 def note_login_wall(run_key: str | None) -> None:
@@ -372,19 +440,126 @@ def login_wall_seen(run_key: str | None) -> bool:
 
 # --- the profile, in Chromium -----------------------------------------------------------------
 
-@contextlib.contextmanager
-def open_browser(work_dir: str | os.PathLike[str], page_load_timeout: float = 60.0
-                 ) -> Iterator[WebDriver]:
-    """Start headless Chromium with a fresh profile inside ``work_dir``; quit and delete it after.
+def remove_legacy_profiles(work_dir: str | os.PathLike[str]) -> list[Path]:
+    """Delete the browser profiles earlier versions left in a run folder (they may hold cookies).
 
-    Profiles that a killed run left in ``work_dir`` (they may hold cookies) are deleted first.
+    Returns
+    -------
+    list of pathlib.Path
+        The folders removed.
+    """
+    folder = Path(work_dir)
+    removed = []
+    if folder.is_dir():
+        for stale in folder.glob(f"{_LEGACY_PROFILE_PREFIX}*"):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+                removed.append(stale)
+    return removed
+
+
+def _socket_fits(folder: Path) -> bool:
+    """Whether Chromium's singleton socket fits a Unix socket address in ``folder``.
+
+    The socket is ``FOLDER/org.chromium.Chromium.XXXXXX/SingletonSocket``; when it does
+    not fit, Chromium does not start ("Socket path too long").
+    """
+    return len(os.fsencode(folder)) + _SINGLETON_SOCKET_CHARS < _SOCKET_PATH_MAX
+
+
+def _scratch_dir(private: Path) -> Path | None:
+    """Chromium's ``TMPDIR``: its singleton socket (and shared memory) go there.
+
+    Inside ``private`` when the socket path fits; else (a long ``$XDG_RUNTIME_DIR``) a
+    second folder named the same way in the system's temporary folder, watched by the
+    guardian too; None when even that is too long (Chromium keeps ``$TMPDIR`` then).
+    """
+    inside = private / "tmp"
+    if _socket_fits(inside):
+        inside.mkdir(mode=0o700)
+        return inside
+    prefix = f"mosaic-chromium-{processes.owner_tag()}-"
+    for root in dict.fromkeys((tempfile.gettempdir(), "/tmp")):
+        if Path(root).is_dir() and _socket_fits(Path(root) / f"{prefix}XXXXXXXX"):
+            return processes.private_dir("chromium", root=Path(root))
+    return None
+
+
+def _browser_env(private: Path, scratch: Path | None) -> dict[str, str]:
+    """The environment of chromedriver: everything Chromium writes goes inside ``private``.
+
+    Its crash handler (``chrome_crashpad_handler``) leaves the browser's session; with
+    its database in here its command line names the folder, so the guardian finds it.
+    ``TMPDIR`` is ``scratch`` (see :func:`_scratch_dir`).
+    """
+    env = dict(os.environ)
+    for name, sub in (("HOME", "home"), ("XDG_CONFIG_HOME", "config"),
+                      ("XDG_CACHE_HOME", "cache"), ("XDG_DATA_HOME", "data"),
+                      ("XDG_RUNTIME_DIR", "run")):  # dconf writes in $XDG_RUNTIME_DIR
+        folder = private / sub
+        folder.mkdir(mode=0o700, exist_ok=True)
+        env[name] = str(folder)
+    if scratch is not None:
+        env["TMPDIR"] = str(scratch)
+    return env
+
+
+def _guarded_service(private: Path, scratch: Path | None) -> Service:
+    """A chromedriver service in a session of its own, watched by the guardian at once."""
+    from selenium.webdriver.chrome.service import Service
+
+    class GuardedService(Service):
+        def _start_process(self, path: str) -> None:
+            super()._start_process(path)
+            # Watched the moment it exists: a SIGKILL one instant later still stops it.
+            processes.watch_group(self.process.pid)
+
+    # Its own session: a Ctrl-C at the terminal must not kill the browser under us;
+    # this program quits it (or the guardian stops it).
+    return GuardedService(CHROMEDRIVER, log_output=subprocess.DEVNULL,
+                          popen_kw={"start_new_session": True},
+                          env=_browser_env(private, scratch))
+
+
+def _service_group(service: Service) -> int | None:
+    process = getattr(service, "process", None)
+    return process.pid if process is not None else None
+
+
+def _stop_browser(driver: WebDriver | None, service: Service) -> None:
+    """Quit the browser, then stop whatever is left of chromedriver's process group."""
+    if driver is not None:
+        with contextlib.suppress(Exception):  # a dead browser must not hide the real error
+            driver.quit()
+    group = _service_group(service)
+    if group is not None:
+        processes.stop_group(group, timeout=2.0)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = (getattr(exc, "msg", None) or str(exc) or type(exc).__name__).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def open_browser(work_dir: str | os.PathLike[str], page_load_timeout: float = 60.0,
+                 allow_port: int | None = None) -> Iterator[WebDriver]:
+    """Start headless Chromium in a private temporary folder; quit it and delete it after.
+
+    The folder (:func:`mosaic.processes.private_dir`, mode 0700, outside the run folder)
+    holds the profile and every file Chromium writes; it is deleted on every exit, and by
+    the guardian if this process is killed. chromedriver runs in a session of its own and
+    its process group is stopped after ``driver.quit()``.
 
     Parameters
     ----------
     work_dir : path-like
-        The run's work folder; the browser profile is a temporary folder inside it.
+        The run's work folder: browser profiles an earlier version left there (they may
+        hold cookies) are deleted.
     page_load_timeout : float
         Seconds a page may take to load.
+    allow_port : int, optional
+        A port Chromium blocks by default (such as 9 or 6000) that the site is on.
 
     Yields
     ------
@@ -399,35 +574,117 @@ def open_browser(work_dir: str | os.PathLike[str], page_load_timeout: float = 60
     os.environ["SE_OFFLINE"] = "true"
     from selenium import webdriver
     from selenium.common.exceptions import WebDriverException
-    from selenium.webdriver.chrome.service import Service
 
     for program in (CHROMIUM, CHROMEDRIVER):
         if not Path(program).is_file():
             raise MosaicError(f"{program} not found: install the Debian packages chromium "
                               "and chromium-driver")
-    Path(work_dir).mkdir(parents=True, exist_ok=True)
-    for stale in Path(work_dir).glob(f"{_PROFILE_PREFIX}*"):  # left by a killed run
-        shutil.rmtree(stale, ignore_errors=True)
-    profile = Path(tempfile.mkdtemp(prefix=_PROFILE_PREFIX, dir=work_dir))
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-                 f"--disk-cache-dir={profile / 'cache'}"):
-        options.add_argument(flag)
-    options.add_experimental_option("prefs", _CHROMIUM_PREFS)
-    service = Service(CHROMEDRIVER, log_output=subprocess.DEVNULL)
+    remove_legacy_profiles(work_dir)
+    private = processes.private_dir("chromium")
+    scratch = None
     try:
-        driver = webdriver.Chrome(service=service, options=options)
-    except WebDriverException as exc:
-        shutil.rmtree(profile, ignore_errors=True)
-        first_line = (exc.msg or str(exc)).strip().splitlines()[0]
-        raise MosaicError(f"could not start Chromium: {first_line}") from None
-    try:
-        driver.set_page_load_timeout(page_load_timeout)
-        yield driver
+        scratch = _scratch_dir(private)
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        flags = [*CHROMIUM_FLAGS, f"--user-data-dir={private / 'profile'}",
+                 f"--disk-cache-dir={private / 'cache' / 'disk'}"]
+        if allow_port is not None:
+            flags.append(f"--explicitly-allowed-ports={allow_port}")
+        for flag in flags:
+            options.add_argument(flag)
+        options.add_experimental_option("prefs", _CHROMIUM_PREFS)
+        service = _guarded_service(private, scratch)
+        driver = None
+        try:
+            try:
+                driver = webdriver.Chrome(service=service, options=options)
+                driver.set_page_load_timeout(page_load_timeout)
+            except WebDriverException as exc:
+                raise MosaicError(f"could not start Chromium: {_first_line(exc)}") from None
+            yield driver
+        finally:
+            _stop_browser(driver, service)
     finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+        processes.remove_private_dir(private)
+        if scratch is not None and not scratch.is_relative_to(private):
+            processes.remove_private_dir(scratch)
+
+
+def _site(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def browser_network_error(url: str, text: str) -> FetchError:
+    """The error for a page Chromium could not load, from its message or error page.
+
+    Parameters
+    ----------
+    url : str
+        The page.
+    text : str
+        Chromium's error (``net::ERR_CONNECTION_REFUSED``, or the code on its error page).
+
+    Returns
+    -------
+    FetchError
+        :class:`SiteUnreachableError` when the site cannot be reached at all,
+        :class:`TransientFetchError` for other network faults (resets, timeouts).
+    """
+    match = _NET_ERROR_RE.search(text)
+    if match is None:
+        return TransientFetchError(f"the browser could not load {url}: {text or 'no answer'}",
+                                   url)
+    code = match.group(1)
+    if code in _UNREACHABLE or code.startswith(("ERR_CERT_", "ERR_SSL_")):
+        return SiteUnreachableError(f"cannot reach {_site(url)} (net::{code})", url)
+    return TransientFetchError(f"network error loading {url} in the browser (net::{code})", url)
+
+
+def browser_get(driver: WebDriver, url: str) -> None:
+    """Load ``url`` in the browser; a page that did not load raises a one-line error.
+
+    Raises
+    ------
+    SiteUnreachableError
+        The site cannot be reached (refused, no such host, offline, TLS).
+    TransientFetchError
+        A timeout, or another network fault.
+    """
+    from selenium.common.exceptions import TimeoutException, WebDriverException
+
+    try:
+        driver.get(url)
+    except TimeoutException:
+        raise TransientFetchError(f"timed out loading {url} in the browser", url) from None
+    except WebDriverException as exc:  # chromedriver reports some errors (DNS) itself
+        raise browser_network_error(url, _first_line(exc)) from None
+    location, code = driver.execute_script(_ERROR_PAGE_JS) or ("", "")
+    if str(location).startswith("chrome-error:"):  # Chromium's own error page
+        raise browser_network_error(url, str(code))
+
+
+@contextlib.contextmanager
+def browser_errors(url: str) -> Iterator[None]:
+    """Turn any other Selenium error (a crashed browser...) into a one-line fetch error.
+
+    Raises
+    ------
+    TransientFetchError
+        Naming ``url`` and the first line of Selenium's message (no stack trace).
+    """
+    import urllib3
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        yield
+    except WebDriverException as exc:
+        raise TransientFetchError(f"the browser failed while reading {url}: "
+                                  f"{_first_line(exc)}", url) from None
+    except (urllib3.exceptions.HTTPError, ConnectionError):
+        # Selenium lets these through when chromedriver itself is gone.
+        raise TransientFetchError(f"the browser stopped answering while reading {url} "
+                                  "(chromedriver is gone)", url) from None
 
 
 @contextlib.contextmanager
@@ -449,13 +706,22 @@ def add_browser_cookies(driver: WebDriver, settings: ScrapeSettings) -> int:
     -------
     int
         How many cookies were added.
+
+    Raises
+    ------
+    SiteUnreachableError, TransientFetchError
+        The site did not answer (the cookies are set on one of its pages).
+    MosaicError
+        The browser refused a cookie (the message names it, never its value).
     """
+    from selenium.common.exceptions import InvalidCookieDomainException, UnableToSetCookieException
+
     if not settings.cookies:
         return 0
     host = urlsplit(settings.base_url).hostname or ""
     added = 0
     with _quiet_selenium():
-        driver.get(f"{settings.base_url}/robots.txt")
+        browser_get(driver, f"{settings.base_url}/robots.txt")
         for cookie in load_cookie_jar(settings.cookies):
             domain = cookie.domain.lstrip(".")
             if host != domain and not host.endswith("." + domain):
@@ -464,7 +730,11 @@ def add_browser_cookies(driver: WebDriver, settings: ScrapeSettings) -> int:
                                      "path": cookie.path or "/", "secure": bool(cookie.secure)}
             if cookie.domain.startswith(".") and domain != host:
                 entry["domain"] = cookie.domain
-            driver.add_cookie(entry)
+            try:
+                driver.add_cookie(entry)
+            except (InvalidCookieDomainException, UnableToSetCookieException):
+                raise MosaicError(f"--cookies {settings.cookies}: the browser refused the "
+                                  f"cookie named {cookie.name!r}") from None
             added += 1
     return added
 
@@ -504,19 +774,20 @@ def stated_post_count(html: str) -> int | None:
 
 
 def _load_profile(driver: WebDriver, url: str, settings: ScrapeSettings) -> str:
-    """Open the profile, retrying error pages; return its HTML."""
-    from selenium.common.exceptions import TimeoutException
+    """Open the profile, retrying error pages and network faults; return its HTML.
 
+    A site that cannot be reached at all, and a stop, end it at once.
+    """
     policy = settings.fetch.retry
     for attempt in range(policy.attempts):
         polite_wait(urlsplit(settings.base_url).netloc, settings.delay)
         try:
-            driver.get(url)
-        except TimeoutException:
-            state, html = "error", ""
+            browser_get(driver, url)
+        except TransientFetchError as exc:
+            state, html, why = "error", "", str(exc)
         else:
             html = driver.page_source
-            state = _page_state(driver.current_url, html)
+            state, why = _page_state(driver.current_url, html), "an error page"
         if state == "profile":
             return html
         if state == "login":
@@ -526,10 +797,13 @@ def _load_profile(driver: WebDriver, url: str, settings: ScrapeSettings) -> str:
         if state == "private":
             raise ProfileError(f"{url}: the account is private; log in as a follower and "
                                "pass --cookies")
+        if attempt + 1 == policy.attempts:
+            break
         wait = policy.delay(attempt, TransientFetchError(url))
-        log.info("profile %s did not load; retrying in %.1f s", url, wait)
-        time.sleep(wait)
-    raise TransientFetchError(f"profile {url} did not load after {policy.attempts} tries", url)
+        log.info("profile %s did not load (%s); retrying in %.1f s", url, why, wait)
+        pause(wait)
+    raise TransientFetchError(f"profile {url} did not load after {policy.attempts} tries "
+                              f"({why})", url)
 
 
 def _collect(driver: WebDriver, base_url: str, seen: dict[str, str]) -> int:
@@ -568,7 +842,7 @@ def _scroll_and_collect(driver: WebDriver, settings: ScrapeSettings, max_posts: 
             return seen, scrolls
         driver.execute_script(_SCROLL_JS)
         scrolls += 1
-        time.sleep(_POLL_SECONDS)
+        pause(_POLL_SECONDS)
 
 
 def list_profile_posts(username: str, settings: ScrapeSettings, work_dir: str | os.PathLike[str],
@@ -602,9 +876,16 @@ def list_profile_posts(username: str, settings: ScrapeSettings, work_dir: str | 
         The site shows its login wall.
     ProfileError
         No such profile, or a private one.
+    SiteUnreachableError
+        The site cannot be reached.
+    TransientFetchError
+        The profile did not load after the retries, or the browser failed.
+    StopRequested
+        The run is being stopped (the browser is quit on the way out).
     """
     base = settings.base_url
-    with open_browser(work_dir, settings.page_load_timeout) as driver:
+    with (open_browser(work_dir, settings.page_load_timeout, urlsplit(base).port) as driver,
+          browser_errors(f"{base}/{username}/")):
         add_browser_cookies(driver, settings)
         html = _load_profile(driver, f"{base}/{username}/", settings)
         expected = stated_post_count(html)
@@ -744,36 +1025,44 @@ def _as_int(value: Any) -> int | None:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _largest(candidates: Iterable[ImageRef]) -> ImageRef | None:
-    best = None
+def _by_size(candidates: Iterable[ImageRef]) -> list[ImageRef]:
+    """The candidates largest first (ties keep their order), each URL once."""
+    unique: dict[str, ImageRef] = {}
     for candidate in candidates:
-        area = (candidate.width or 0) * (candidate.height or 0)
-        if best is None or area > (best.width or 0) * (best.height or 0):
-            best = candidate
-    return best
+        unique.setdefault(candidate.url, candidate)
+    return sorted(unique.values(), key=lambda r: -(r.width or 0) * (r.height or 0))
+
+
+def _offering(best: ImageRef, others: Iterable[ImageRef]) -> ImageRef:
+    """``best`` with the other sizes as its alternatives, largest first."""
+    rest = [ref for ref in _by_size(others) if ref.url != best.url]
+    return ImageRef(best.url, best.width, best.height, tuple(rest))
 
 
 def best_image(node: dict[str, Any]) -> ImageRef | None:
-    """The largest image a media object offers.
+    """The largest image a media object offers, with its other sizes as alternatives.
 
     ``image_versions2.candidates`` (largest width x height), else ``display_resources``,
-    else ``display_url`` (``display_src`` in old pages).
+    else ``display_url`` (``display_src`` in old pages); every size any of them offers
+    is an alternative, largest first.
     """
     versions = node.get("image_versions2")
     candidates = versions.get("candidates") if isinstance(versions, dict) else None
-    refs = [ImageRef(c["url"], _as_int(c.get("width")), _as_int(c.get("height")))
-            for c in candidates or [] if isinstance(c, dict) and isinstance(c.get("url"), str)]
-    if not refs:
-        refs = [ImageRef(r["src"], _as_int(r.get("config_width")), _as_int(r.get("config_height")))
-                for r in node.get("display_resources") or []
-                if isinstance(r, dict) and isinstance(r.get("src"), str)]
-    if refs:
-        return _largest(refs)
+    groups = [
+        [ImageRef(c["url"], _as_int(c.get("width")), _as_int(c.get("height")))
+         for c in candidates or [] if isinstance(c, dict) and isinstance(c.get("url"), str)],
+        [ImageRef(r["src"], _as_int(r.get("config_width")), _as_int(r.get("config_height")))
+         for r in node.get("display_resources") or []
+         if isinstance(r, dict) and isinstance(r.get("src"), str)],
+    ]
     url = node.get("display_url") or node.get("display_src")
     if isinstance(url, str):
         dims = node.get("dimensions") if isinstance(node.get("dimensions"), dict) else {}
-        return ImageRef(url, _as_int(dims.get("width")), _as_int(dims.get("height")))
-    return None
+        groups.append([ImageRef(url, _as_int(dims.get("width")), _as_int(dims.get("height")))])
+    preferred = next((group for group in groups if group), None)
+    if preferred is None:
+        return None
+    return _offering(_by_size(preferred)[0], (ref for group in groups for ref in group))
 
 
 def _children(node: dict[str, Any]) -> list[dict[str, Any]]:
@@ -866,10 +1155,16 @@ def media_from_html(soup: BeautifulSoup, code: str, page_url: str) -> PostMedia:
     for img in root.select("img[srcset]"):
         if "profile picture" in str(img.get("alt", "")).lower():
             continue
-        best = _largest(parse_srcset(str(img["srcset"])))
-        if best is not None:
-            ref = ImageRef(urljoin(page_url, best.url), best.width)
-            if ref not in images:
+        sizes = [ImageRef(urljoin(page_url, ref.url), ref.width, ref.height)
+                 for ref in _by_size(parse_srcset(str(img["srcset"])))]
+        if img.get("src"):
+            sizes.append(ImageRef(urljoin(page_url, str(img["src"]))))
+        if sizes:
+            best = sizes[0]
+            # srcset heights are only there to sort by; the record keeps the width.
+            ref = _offering(ImageRef(best.url, best.width),
+                            (ImageRef(other.url, other.width) for other in sizes[1:]))
+            if all(ref.url != image.url for image in images):
                 images.append(ref)
     if images:
         return PostMedia(code, tuple(images), videos, False, "srcset", date)
@@ -921,7 +1216,15 @@ def parse_post_page(html: str, code: str, page_url: str) -> PostMedia:
     media = media_from_html(soup, code, page_url)
     if media.found_by == "none" and soup.select_one("input[name=password]") is not None:
         raise LoginRequiredError(login_wall_message(page_url))
+    if media.found_by == "none" and _says_unavailable(soup):
+        return PostMedia(code, (), 0, False, "unavailable", media.date)
     return media
+
+
+def _says_unavailable(soup: BeautifulSoup) -> bool:
+    """Whether a page is Instagram's "Sorry, this page isn't available" (a deleted post)."""
+    text = soup.get_text(" ", strip=True).lower().replace("\u2019", "'")
+    return "this page isn't available" in text or "page not found" in text
 
 
 # --- one post, end to end -------------------------------------------------------------------
@@ -931,11 +1234,17 @@ def _image_key(url: str) -> str:
     return urlsplit(url).path
 
 
-def _entry(url: str, media: PostMedia, images: list[dict[str, Any]], status: str
-           ) -> dict[str, Any]:
+def _entry(url: str, media: PostMedia, images: list[dict[str, Any]], status: str,
+           gone: Iterable[str] = (), error: str | None = None) -> dict[str, Any]:
     return {"code": media.code, "url": url, "date": media.date, "caption": media.caption,
             "status": status, "found_by": media.found_by, "images": images,
-            "skipped_videos": media.skipped_videos, "error": None}
+            "skipped_videos": media.skipped_videos, "error": error, "gone_images": list(gone)}
+
+
+def _result(code: str, entry: dict[str, Any], new: int, retries: int, reused: bool
+            ) -> dict[str, Any]:
+    return {"code": code, "entry": entry, "new_images": new, "retries": retries,
+            "reused": reused}
 
 
 def scrape_post(url: str, out_dir: str | os.PathLike[str], settings: ScrapeSettings,
@@ -943,7 +1252,10 @@ def scrape_post(url: str, out_dir: str | os.PathLike[str], settings: ScrapeSetti
     """Fetch one post and save its images into ``out_dir``; record it in the manifest.
 
     A post the manifest already records as finished, with its files present, is not
-    fetched again; images saved before an interruption are not downloaded again.
+    fetched again; images saved before an interruption are not downloaded again. A post
+    whose page answers 404/410 (or says it isn't available), or whose images answer
+    404/410 on every size, is recorded as ``gone`` (``partly-gone`` when some images were
+    saved) and returned, not raised: it is finished.
 
     Parameters
     ----------
@@ -969,26 +1281,39 @@ def scrape_post(url: str, out_dir: str | os.PathLike[str], settings: ScrapeSetti
     LoginRequiredError
         The site asks to log in.
     FetchError
-        The page or an image could not be fetched (permanent, or after retries).
+        The page or an image could not be fetched (a 403 or another permanent fault, or
+        a transient one after the retries).
+    StopRequested
+        The run is being stopped.
     """
+    check_stop()
     code = post_code(url)
     done = manifest.finished_entry(out_dir, code)
     if done is not None:
-        return {"code": code, "entry": done, "new_images": 0, "retries": 0, "reused": True}
+        return _result(code, done, 0, 0, True)
     if login_wall_seen(run_key):
         raise LoginRequiredError(login_wall_message(settings.base_url))
     with make_session(settings.fetch, settings.cookies) as session:
-        media, retries = _fetch_media(session, url, code, settings, run_key)
+        try:
+            media, retries = _fetch_media(session, url, code, settings, run_key)
+        except PermanentFetchError as exc:
+            if not is_gone(exc):
+                raise
+            entry = _record_gone_page(out_dir, url, code, f"the post page answers HTTP "
+                                                          f"{exc.status}")
+            return _result(code, entry, 0, 0, False)
+        if media.found_by == "unavailable":
+            entry = _record_gone_page(out_dir, url, code, "the post page says it isn't "
+                                                          "available")
+            return _result(code, entry, 0, retries, False)
         if media.is_video:
             entry = _entry(url, media, [], manifest.VIDEO)
             manifest.update_posts(out_dir, {code: entry})
-            return {"code": code, "entry": entry, "new_images": 0, "retries": retries,
-                    "reused": False}
+            return _result(code, entry, 0, retries, False)
         if not media.images:
             raise PermanentFetchError(f"no image found in the page of post {code}", url)
-        images, new, image_retries = _save_images(session, url, media, out_dir, settings)
-    return {"code": code, "entry": _entry(url, media, images, manifest.DONE),
-            "new_images": new, "retries": retries + image_retries, "reused": False}
+        entry, new, image_retries = _save_images(session, url, media, out_dir, settings)
+    return _result(code, entry, new, retries + image_retries, False)
 
 
 def _fetch_media(session: requests.Session, url: str, code: str, settings: ScrapeSettings,
@@ -1005,31 +1330,114 @@ def _fetch_media(session: requests.Session, url: str, code: str, settings: Scrap
         raise
 
 
+def _record_gone_page(out_dir: str | os.PathLike[str], url: str, code: str, reason: str
+                      ) -> dict[str, Any]:
+    """Record a post whose page is gone, keeping images an interrupted run had saved."""
+    previous = manifest.read_manifest(out_dir)["posts"].get(code) or {}
+    images = [image for image in previous.get("images", [])
+              if (Path(out_dir) / image["file"]).is_file()]
+    entry = {"code": code, "url": url, "date": previous.get("date"),
+             "caption": previous.get("caption"),
+             "status": manifest.PARTLY_GONE if images else manifest.GONE,
+             "found_by": previous.get("found_by"), "images": images,
+             "skipped_videos": previous.get("skipped_videos", 0), "error": reason,
+             "gone_images": []}
+    manifest.update_posts(out_dir, {code: entry})
+    return entry
+
+
+@dataclass(frozen=True)
+class _Download:
+    """How fetching one image (in any of its sizes) went."""
+
+    record: dict[str, Any] | None
+    """The manifest record of the size saved; None when every size is gone."""
+    new: bool = False
+    retries: int = 0
+    gone_statuses: tuple[int, ...] = ()
+    """The 404/410 statuses the larger sizes (or all of them) answered."""
+
+
+def _download_any_size(session: requests.Session, code: str, ref: ImageRef,
+                       out_dir: str | os.PathLike[str], allow: AllowList,
+                       settings: ScrapeSettings) -> _Download:
+    """Save the largest size of ``ref`` the site still has.
+
+    A size that answers 404/410 gives way to the next smaller one; any other error
+    (a 403, a transient fault after its retries) is raised: a rerun tries again.
+    """
+    statuses: list[int] = []
+    for size in ref.sizes():
+        try:
+            image = download_image(session, size.url, out_dir, allow, settings.fetch)
+        except PermanentFetchError as exc:
+            if not is_gone(exc) or exc.status is None:
+                raise
+            statuses.append(exc.status)
+            continue
+        if statuses:
+            log.info("post %s: saved a smaller size of an image (%d larger sizes answer "
+                     "HTTP %s)", code, len(statuses), "/".join(map(str, sorted(set(statuses)))))
+        record = {"url": size.url, "sha256": image.sha256, "file": image.file,
+                  "bytes": image.bytes, "width": size.width, "height": size.height}
+        return _Download(record, image.new, image.attempts - 1, tuple(statuses))
+    return _Download(None, gone_statuses=tuple(statuses))
+
+
+def _post_status(saved: int, gone: int, total: int) -> str:
+    if saved + gone < total:
+        return manifest.PARTIAL
+    if not gone:
+        return manifest.DONE
+    return manifest.PARTLY_GONE if saved else manifest.GONE
+
+
+def _gone_reason(gone: int, total: int, statuses: Iterable[int]) -> str:
+    answer = "HTTP " + "/".join(map(str, sorted(set(statuses))))
+    if total == 1:
+        return f"every size of its image answers {answer}"
+    if gone == total:
+        return f"every size of its {total} images answers {answer}"
+    return f"every size of {gone} of its {total} images answers {answer}"
+
+
 def _save_images(session: requests.Session, url: str, media: PostMedia,
                  out_dir: str | os.PathLike[str], settings: ScrapeSettings
-                 ) -> tuple[list[dict[str, Any]], int, int]:
+                 ) -> tuple[dict[str, Any], int, int]:
     """Download a post's images, skipping those an interrupted run saved; record each one.
 
-    Returns the image records, how many files are new, and the retries it took.
+    Returns the post's final manifest entry, how many files are new, and the retries it
+    took.
     """
     previous = manifest.read_manifest(out_dir)["posts"].get(media.code) or {}
     saved = {_image_key(image["url"]): image for image in previous.get("images", [])
              if (Path(out_dir) / image["file"]).is_file()}
     allow = settings.image_hosts()
     images: list[dict[str, Any]] = []
+    gone: list[str] = []
+    statuses: list[int] = []
     new = retries = 0
+    total = len(media.images)
+    entry: dict[str, Any] = {}
     for ref in media.images:
-        record = saved.get(_image_key(ref.url))
+        check_stop()  # between images: a stop does not wait for the whole carousel
+        record = next((saved[key] for key in map(_image_key, (s.url for s in ref.sizes()))
+                       if key in saved), None)
         if record is None:
-            image = download_image(session, ref.url, out_dir, allow, settings.fetch)
-            retries += image.attempts - 1
-            new += int(image.new)
-            record = {"url": ref.url, "sha256": image.sha256, "file": image.file,
-                      "bytes": image.bytes, "width": ref.width, "height": ref.height}
-        images.append(record)
-        status = manifest.DONE if len(images) == len(media.images) else "partial"
-        manifest.update_posts(out_dir, {media.code: _entry(url, media, images, status)})
-    return images, new, retries
+            outcome = _download_any_size(session, media.code, ref, out_dir, allow, settings)
+            retries += outcome.retries
+            new += int(outcome.new)
+            record = outcome.record
+            if record is None:
+                gone.append(ref.url)
+                statuses += outcome.gone_statuses
+        if record is not None:
+            images.append(record)
+        status = _post_status(len(images), len(gone), total)
+        error = _gone_reason(len(gone), total, statuses) if gone else None
+        entry = _entry(url, media, images, status, gone, error)
+        manifest.update_posts(out_dir, {media.code: entry})
+    return entry, new, retries
 
 
 def record_failure(out_dir: str | os.PathLike[str], url: str, reason: str) -> None:
@@ -1041,5 +1449,6 @@ def record_failure(out_dir: str | os.PathLike[str], url: str, reason: str) -> No
     entry = {"code": code, "url": url, "date": previous.get("date"),
              "caption": previous.get("caption"), "status": manifest.FAILED,
              "found_by": previous.get("found_by"), "images": previous.get("images", []),
-             "skipped_videos": previous.get("skipped_videos", 0), "error": reason}
+             "skipped_videos": previous.get("skipped_videos", 0), "error": reason,
+             "gone_images": previous.get("gone_images", [])}
     manifest.update_posts(out_dir, {code: entry})

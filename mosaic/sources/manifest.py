@@ -4,6 +4,15 @@ One entry per post (keyed by the Instagram short code, or an export post's id) w
 date, title, image URLs, file hashes and status, so a rerun fetches only what is missing.
 The file is rewritten atomically after every post; concurrent writers in one process are
 serialised by a lock, writers in several processes by ``flock`` on the folder itself.
+
+A ``manifest.json`` that is not one of ours (another tool's, or not JSON at all) is the
+user's: it is never read as empty nor replaced, and the folder is refused
+(:class:`ForeignManifestError`) before anything is downloaded into it.
+
+Statuses: ``done``, ``video`` (nothing to save), ``gone`` (the post, or every size of
+every image, answers 404/410: deleted from the site) and ``partly-gone`` (some images
+saved, the others gone on every size) are *finished*: a rerun does not fetch them again.
+``partial`` (an interrupted post) and ``failed`` are fetched again.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mosaic.errors import MosaicError
 from mosaic.files import atomic_path
 
 MANIFEST_NAME = "manifest.json"
@@ -30,7 +40,17 @@ VIDEO = "video"
 """A video post: nothing to save."""
 FAILED = "failed"
 """The post could not be fetched; ``error`` says why."""
-FINISHED_STATUSES = frozenset({DONE, VIDEO})
+PARTIAL = "partial"
+"""Some images are saved; the post was interrupted before the others."""
+GONE = "gone"
+"""The post is gone from the site: its page, or every size of every image, answers
+404/410. ``error`` says which; ``gone_images`` lists the image URLs that are gone."""
+PARTLY_GONE = "partly-gone"
+"""Some images are saved; every size of the others answers 404/410 (``gone_images``)."""
+FINISHED_STATUSES = frozenset({DONE, VIDEO, GONE, PARTLY_GONE})
+"""Statuses a rerun does not fetch again."""
+GONE_STATUSES = frozenset({GONE, PARTLY_GONE})
+"""Statuses of posts the site no longer holds in full."""
 
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -62,23 +82,62 @@ def _empty(source: dict[str, Any]) -> dict[str, Any]:
             "posts": {}}
 
 
+class ForeignManifestError(MosaicError):
+    """The folder holds a ``manifest.json`` that photo-mosaic did not write."""
+
+
+def _foreign(path: Path, why: str = "") -> ForeignManifestError:
+    return ForeignManifestError(f"{path} is not a photo-mosaic manifest{why}; choose another "
+                                "--out folder")
+
+
 def read_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest of ``out_dir``; an empty one when there is none (or it is unreadable).
+    """The manifest of ``out_dir``; an empty one when there is none.
 
     Returns
     -------
     dict
         Keys ``format``, ``version``, ``source``, ``updated`` and ``posts`` (code -> entry).
+
+    Raises
+    ------
+    ForeignManifestError
+        ``manifest.json`` exists but is not one of ours (not JSON, another format) or
+        cannot be read: it is the user's, and must be neither ignored nor replaced.
     """
     path = manifest_path(out_dir)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return _empty({})
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        return _empty({})
+    except IsADirectoryError:
+        raise _foreign(path, " (it is a folder)") from None
+    except OSError as exc:
+        raise _foreign(path, f" (cannot read it: {exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise _foreign(path) from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise _foreign(path) from None
+    if (not isinstance(data, dict) or data.get("format") != FORMAT
+            or not isinstance(data.get("posts", {}), dict)):
+        raise _foreign(path)
     data.setdefault("posts", {})
     return data
+
+
+def check_manifest(out_dir: str | os.PathLike[str]) -> None:
+    """Refuse ``out_dir`` if it holds a ``manifest.json`` that is not ours.
+
+    Call before anything is downloaded or imported into the folder.
+
+    Raises
+    ------
+    ForeignManifestError
+        One line naming the file and asking for another ``--out`` folder.
+    """
+    read_manifest(out_dir)
 
 
 @contextlib.contextmanager
@@ -107,6 +166,11 @@ def update_posts(out_dir: str | os.PathLike[str], entries: dict[str, dict[str, A
         Post key -> entry (``status``, ``images`` ...).
     source : dict, optional
         Describes where the photos come from (kind, user name, site); kept when omitted.
+
+    Raises
+    ------
+    ForeignManifestError
+        The folder's ``manifest.json`` is not ours; it is left as it is.
     """
     folder = Path(out_dir)
     with _locked(folder):
