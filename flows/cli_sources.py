@@ -159,12 +159,9 @@ def _scrape(request: Any, quiet: bool, verbose: bool) -> None:
 
 
 def _workdir(workdir: Path | None, name: str) -> str:
-    folder = workdir if workdir is not None else RUNS / name
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MosaicError(f"cannot create the run folder {folder} ({exc.strerror})") from None
-    return str(folder.resolve())
+    from mosaic.outputs import prepare_run_folder
+
+    return str(prepare_run_folder(workdir if workdir is not None else RUNS / name))
 
 
 def instagram_request(username: str, out: Path, base_url: str, allow_hosts: list[str] | None,

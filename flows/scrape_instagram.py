@@ -33,7 +33,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from flows import artifacts
-from mosaic.files import remove_stale_temporaries
+from mosaic.files import OutputError, remove_stale_temporaries
 from mosaic.sources import manifest
 from mosaic.sources.download import clear_stop, request_stop
 from mosaic.sources.instagram_web import (
@@ -370,6 +370,10 @@ def _raise_for_failures(summary: dict[str, Any], failures: dict[str, BaseExcepti
         raise LoginRequiredError(
             f"{login_wall_message(base_url)} ({fetched} of {summary['posts_listed']} posts "
             "fetched; rerun to continue)")
+    disk = next((error for error in failures.values() if isinstance(error, OutputError)), None)
+    if disk is not None:  # a full or read-only disk fails every post: one line, not a list
+        raise OutputError(f"{disk} ({len(failures)} of {summary['posts_listed']} posts not "
+                          "saved; rerun when there is room)")
     if failures:
         first = summary["failures"][0]
         raise ScrapeIncompleteError(

@@ -125,21 +125,14 @@ def remove_live_temporaries() -> None:
 at_hard_exit(remove_live_temporaries)
 
 
+_FILE_TYPES = ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a folder"),
+               (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
 def describe_file_type(mode: int) -> str:
     """Name the kind of file an ``st_mode`` stands for ("a named pipe (FIFO)", ...)."""
-    if stat.S_ISREG(mode):
-        return "a regular file"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    return "a special file"
+    return next((name for test, name in _FILE_TYPES if test(mode)), "a special file")
 
 
 def _refuse_unless_regular(path: str | os.PathLike[str], mode: int) -> None:

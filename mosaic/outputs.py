@@ -52,8 +52,11 @@ RUN_LOCK = ".photo-mosaic-lock"
 _RUN_ENTRIES = frozenset({
     RUN_MARKER, RUN_LOCK, ".prefect-results", "prefect-results", "cache", "library", "people",
     "target", "weights", "score", "assign", "metrics.json", "report.md", "comparison.jpg",
-    "tile-costs.png", "weights.png", "mosaic.jpg"})
-"""What a run folder of an earlier version holds: such a folder is adopted."""
+    "tile-costs.png", "weights.png", "mosaic.jpg", "photos"})
+"""What a run folder of an earlier version holds: such a folder is adopted. ``photos`` is
+where ``mosaic build --instagram`` keeps an account's photos, inside the scrape's folder."""
+_RUN_PREFIXES = (".mosaic-tmp.", "chromium-profile-")
+"""Temporaries, and the browser profiles of earlier versions (deleted by the scraper)."""
 
 
 def image_exif() -> Image.Exif:
@@ -290,8 +293,8 @@ def prepare_run_folder(path: str | os.PathLike[str], what: str = "--workdir") ->
     marker = folder / RUN_MARKER
     if not marker.is_file():
         foreign = sorted(entry.name for entry in folder.iterdir()
-                         if entry.name not in _RUN_ENTRIES and not entry.name.startswith(
-                             ".mosaic-tmp."))
+                         if entry.name not in _RUN_ENTRIES
+                         and not entry.name.startswith(_RUN_PREFIXES))
         if foreign:
             raise MosaicError(f"{what} {folder} is a folder mosaic did not make (it holds "
                               f"{foreign[0]!r}{' and more' if len(foreign) > 1 else ''}); "

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +48,50 @@ def write_jpeg(path: Path, colour: tuple[int, int, int], size: tuple[int, int] =
                      0, 255).astype(np.uint8)
     Image.fromarray(pixels).save(path, quality=95)
     return path
+
+
+def call_unblocking(function, fifo, timeout=10.0):
+    """Call ``function`` in a thread; if it hangs on ``fifo``, release the reader and fail.
+
+    A reader blocked opening a FIFO cannot be interrupted; opening the write end lets it
+    through (it reads end of file), so a failing test ends instead of hanging the run.
+    """
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = function()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(timeout)
+        pytest.fail(f"blocked reading the FIFO {fifo}")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def in_mount_namespace(mount: str, command: list[str], env: dict[str, str], timeout: float,
+                       cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run ``command[1:]`` in a private mount namespace with a tmpfs mounted at ``command[0]``.
+
+    ``mount`` holds the tmpfs options (``size=600k``, ``ro``): a full or read-only disk
+    that only this command sees and that vanishes with it.
+    """
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "--user", "--map-root-user", "--mount",
+                                          "true"], capture_output=True).returncode != 0:
+        pytest.skip("unshare cannot make a private mount namespace on this machine")
+    script = f'mount -t tmpfs -o {mount} tmpfs "$1" && shift && exec "$@"'
+    return subprocess.run([unshare, "--user", "--map-root-user", "--mount", "sh", "-c", script,
+                           "sh", *command], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from flows.cli_sources import fetch_instagram_photos, import_app, scrape_app
 from mosaic.errors import MosaicError
 from mosaic.files import sha256_bytes
 from mosaic.sources import manifest
+from tests.conftest import in_mount_namespace
 from tests.fixtures.export_zips import build_export, build_hostile_export, build_html_export
 from tests.fixtures.fake_instagram import FakeInstagram, make_posts
 from tests.fixtures.logs import captured_logs, restored_mosaic_logger
@@ -209,6 +210,26 @@ def test_gone_posts_are_a_warning_and_the_scrape_succeeds(prefect_api, tmp_path)
                      "--quiet", cwd=tmp_path)
         assert again.returncode == 0 and again.stderr == "", again.stderr
         assert site.requested("image") == served
+
+
+def test_a_full_disk_under_the_photos_is_one_line_and_exit_2(prefect_api, tmp_path):
+    posts = make_posts(8, carousels=0, videos=0, reels=0, seed=44, og_every=0)
+    with FakeInstagram(posts) as site:
+        (tmp_path / "urls.txt").write_text(
+            "".join(f"https://www.instagram.com/p/{p.code}/\n" for p in posts))
+        disk = tmp_path / "disk"
+        disk.mkdir()
+        from prefect.settings import PREFECT_API_URL
+
+        env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PYTHONPATH": str(ROOT)}
+        command = [str(disk), sys.executable, "-m", "flows.cli", "scrape", "posts", "urls.txt",
+                   "--out", str(disk / "photos"), "--workdir", str(tmp_path / "run"),
+                   *_site_args(site)]
+        result = in_mount_namespace("size=12k", command, env, timeout=240, cwd=tmp_path)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("mosaic: error: cannot write") and "the disk is full" in lines[0]
+    assert "Traceback" not in result.stderr
 
 
 def test_an_unreachable_site_is_one_line_without_a_traceback(prefect_api, tmp_path):

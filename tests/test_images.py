@@ -1,7 +1,5 @@
-import contextlib
 import os
 import struct
-import threading
 import zlib
 
 import numpy as np
@@ -10,6 +8,7 @@ from PIL import Image, ImageFile
 
 from mosaic.errors import ImageTooLargeError, UnreadableImageError
 from mosaic.images import open_rgb, pixel_box, square_crop_boxes, upright_size
+from tests.conftest import call_unblocking
 
 
 def _exif_rotated_jpeg(path, orientation):
@@ -100,33 +99,6 @@ def test_square_crop_boxes():
     assert len(square_crop_boxes(400, 200, 3)) == 3
 
 
-def _call_unblocking(function, fifo, timeout=10.0):
-    """Call ``function`` in a thread; if it hangs on ``fifo``, release the reader and fail.
-
-    A reader blocked opening a FIFO cannot be interrupted; opening the write end lets it
-    through (it reads end of file), so a failing test ends instead of hanging the run.
-    """
-    outcome = {}
-
-    def run():
-        try:
-            outcome["value"] = function()
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        with contextlib.suppress(OSError):
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        thread.join(timeout)
-        pytest.fail(f"blocked reading the FIFO {fifo}")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
 def _png_chunk(kind, data):
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -185,7 +157,7 @@ def test_upright_size_of_png_with_exif_after_the_pixels_matches_decoding(tmp_pat
 def test_fifo_is_refused_without_blocking(tmp_path, read):
     os.mkfifo(tmp_path / "target.jpg")
     with pytest.raises(UnreadableImageError) as caught:
-        _call_unblocking(lambda: read(tmp_path / "target.jpg"), tmp_path / "target.jpg")
+        call_unblocking(lambda: read(tmp_path / "target.jpg"), tmp_path / "target.jpg")
     message = str(caught.value)
     assert "target.jpg" in message and "named pipe" in message and "\n" not in message
 

@@ -1,8 +1,6 @@
-import contextlib
 import logging
 import os
 import shutil
-import threading
 
 import numpy as np
 import pytest
@@ -19,38 +17,11 @@ from mosaic.library import (
     save_library,
 )
 from mosaic.sources.folder import list_photo_files
-from tests.conftest import SAMPLE_PHOTOS, write_jpeg
+from tests.conftest import SAMPLE_PHOTOS, call_unblocking, write_jpeg
 
 
 def _build(folder, **kwargs):
     return build_library(hash_photos(list_photo_files(folder)), **kwargs)
-
-
-def _call_unblocking(function, fifo, timeout=10.0):
-    """Call ``function`` in a thread; if it hangs on ``fifo``, release the reader and fail.
-
-    A reader blocked opening a FIFO cannot be interrupted; opening the write end lets it
-    through (it reads end of file), so a failing test ends instead of hanging the run.
-    """
-    outcome = {}
-
-    def run():
-        try:
-            outcome["value"] = function()
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        with contextlib.suppress(OSError):
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        thread.join(timeout)
-        pytest.fail(f"blocked reading the FIFO {fifo}")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def _large_jpeg(path, orientation=1):
@@ -158,7 +129,7 @@ def test_file_swapped_for_a_fifo_after_listing_is_skipped(tmp_path, caplog):
     (tmp_path / "x.jpg").unlink()
     os.mkfifo(tmp_path / "x.jpg")
     with caplog.at_level(logging.WARNING, logger="mosaic"):
-        hashed = _call_unblocking(lambda: hash_photos(files), tmp_path / "x.jpg")
+        hashed = call_unblocking(lambda: hash_photos(files), tmp_path / "x.jpg")
     assert [h is None for _, h in hashed] == [False, True]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "x.jpg" in warnings[0] and "named pipe" in warnings[0]
@@ -173,7 +144,7 @@ def test_file_swapped_for_a_fifo_after_hashing_is_skipped(tmp_path, caplog):
     (tmp_path / "x.jpg").unlink()
     os.mkfifo(tmp_path / "x.jpg")
     with caplog.at_level(logging.WARNING, logger="mosaic"):
-        library = _call_unblocking(lambda: build_library(hashed, feature_size=4),
+        library = call_unblocking(lambda: build_library(hashed, feature_size=4),
                                    tmp_path / "x.jpg")
     assert len(library) == 1
     assert library.skipped[0][0].endswith("x.jpg") and "named pipe" in library.skipped[0][1]
@@ -183,7 +154,7 @@ def test_fifo_in_the_photo_folder_does_not_hang_the_build(tmp_path, caplog):
     write_jpeg(tmp_path / "a.jpg", (10, 20, 30))
     os.mkfifo(tmp_path / "x.jpg")
     with caplog.at_level(logging.WARNING, logger="mosaic"):
-        library = _call_unblocking(lambda: _build(tmp_path, feature_size=4), tmp_path / "x.jpg")
+        library = call_unblocking(lambda: _build(tmp_path, feature_size=4), tmp_path / "x.jpg")
     assert len(library) == 1 and library.skipped == []
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "x.jpg" in warnings[0]

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from mosaic.outputs import prepare_run_folder, run_folder_lock
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, in_mount_namespace
 
 FAST = ("--weights", "none", "--no-compare", "--crops", "1", "--quiet")
 
@@ -275,19 +275,6 @@ def test_after_sigkill_no_child_outlives_the_build_and_a_rerun_resumes(prefect_a
 # --- full disks and read-only folders --------------------------------------------------------
 
 
-def _in_mount_namespace(mount: str, command: list[str], env: dict[str, str], timeout: float
-                        ) -> subprocess.CompletedProcess:
-    """Run ``command`` in a private mount namespace after ``mount -t tmpfs -o OPTIONS``."""
-    unshare = shutil.which("unshare")
-    if unshare is None or subprocess.run([unshare, "--user", "--map-root-user", "--mount",
-                                          "true"], capture_output=True).returncode != 0:
-        pytest.skip("unshare cannot make a private mount namespace on this machine")
-    script = f'mount -t tmpfs -o {mount} tmpfs "$1" && shift && exec "$@"'
-    return subprocess.run([unshare, "--user", "--map-root-user", "--mount", "sh", "-c", script,
-                           "sh", *command], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
 @pytest.mark.parametrize(("mount", "fragment"), [
     ("size=600k", "not enough disk space in"),
     ("ro,size=4m", "Read-only file system"),
@@ -299,7 +286,7 @@ def test_a_full_or_read_only_run_folder_is_one_line_and_exit_2(prefect_api, phot
     disk.mkdir()
     command = _command("--photos", str(photo_dir), "--target", str(portrait), "--out",
                        str(tmp_path / "o.jpg"), "--workdir", str(disk / "run"), *FAST)
-    result = _in_mount_namespace(mount, [str(disk), *command], _env(), timeout=120)
+    result = in_mount_namespace(mount, [str(disk), *command], _env(), timeout=120)
     _one_line_error(result, str(disk / "run"), fragment)
     assert not (tmp_path / "o.jpg").exists()
 
@@ -315,7 +302,7 @@ def test_a_disk_that_fills_up_during_the_build_is_one_line_and_exit_2(prefect_ap
                *_command("--photos", str(photo_dir), "--target", str(portrait), "--out",
                          str(tmp_path / "o.jpg"), "--workdir", str(disk / "run"), "--tiles",
                          "100", "--tile-px", "16", "--weights", "none", "--quiet")]
-    result = _in_mount_namespace("size=48m", [str(disk), *command], _env(), timeout=180)
+    result = in_mount_namespace("size=48m", [str(disk), *command], _env(), timeout=180)
     line = _one_line_error(result, "the disk is full")
     assert str(disk) in line
     assert not (tmp_path / "o.jpg").exists()
