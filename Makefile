@@ -7,9 +7,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The virtual environment is rebuilt when the project's dependencies change.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
+BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PEERS := .venv-peers
 
-.PHONY: setup system-deps demo test lint bench bench-weights bench-peers bench-scale bench-faces clean ui stop-ui deploy
+.PHONY: setup setup-bench system-deps demo test lint bench bench-weights bench-peers bench-scale bench-faces clean ui stop-ui deploy
 
 setup: $(STAMP)
 
@@ -18,6 +19,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
+
+# The benchmarks also need the `bench` extra (lapx, the reference solver).
+setup-bench: $(BENCH_STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@rm -f $(VENV)/.bench-* && touch $@
 
 # Debian packages: headless Chromium and its driver, for the Instagram scraper and its tests.
 system-deps:
@@ -32,22 +40,22 @@ demo: setup
 	$(BIN)/mosaic demo
 
 lint: setup
-	$(BIN)/ruff check mosaic tasks flows tests benchmarks deployments
+	$(BIN)/ruff check mosaic tasks flows cli tests benchmarks deployments
 
 test: setup system-deps lint
 	$(BIN)/python -m pytest
 
 # Benchmarks print tables; they need the shared photo set in ../shared/data/.
-bench: setup
+bench: setup-bench
 	$(BIN)/python -m benchmarks
 
-bench-weights: setup
+bench-weights: setup-bench
 	$(BIN)/python -m benchmarks.bench_weights
 
-bench-faces: setup
+bench-faces: setup-bench
 	$(BIN)/python -m benchmarks.bench_faces
 
-bench-scale: setup
+bench-scale: setup-bench
 	$(BIN)/python -m benchmarks.bench_scale
 
 # phomo (PyPI) in a side virtual environment, compared on the shared photos and targets.
@@ -55,7 +63,7 @@ $(PEERS)/bin/phomo:
 	$(PYTHON) -m venv $(PEERS)
 	$(PEERS)/bin/python -m pip install --quiet phomo==1.2.0
 
-bench-peers: setup $(PEERS)/bin/phomo
+bench-peers: setup-bench $(PEERS)/bin/phomo
 	$(BIN)/python -m benchmarks.bench_peers
 
 # Prefect server + UI on 127.0.0.1:4200 and a process worker (pool "mosaic"), in the background.

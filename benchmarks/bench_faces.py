@@ -13,6 +13,9 @@ matched at most once, and a detection matching nothing is a false positive.
 
 Run ``python -m benchmarks.bench_faces`` (about half a minute on 2 idle cores);
 ``--targets a b`` runs some targets only.
+
+Which of these targets shaped which detection rule, and by how much the rules pass
+(the margins are small): ``benchmarks/TUNING-importance.md``.
 """
 
 from __future__ import annotations

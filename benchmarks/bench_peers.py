@@ -81,11 +81,11 @@ from PIL import Image
 from scipy.optimize import linear_sum_assignment
 
 from benchmarks.table import machine, print_table
-from flows import local_server
+from cli import prefect_server
 from mosaic.images import open_rgb
 from mosaic.layout import plan_layout
+from mosaic.pipeline.library import scan_photos
 from mosaic.report import mosaic_quality
-from mosaic.steps import scan_photos
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -587,7 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     distinct = distinct_photo_folder(setup.photos, setup.lib_folder)
     print(f"Machine: {machine()}\nphomo {version} ({PEERS_VENV}); {distinct} distinct photos "
           f"in {setup.photos}; tile {setup.tile_px} px; long-lived Prefect server: "
-          f"{'yes' if local_server.is_running() else 'no (about 15 s more per run)'}",
+          f"{'yes' if prefect_server.is_running() else 'no (about 15 s more per run)'}",
           flush=True)
     results: list[Result] = []
     for name in targets:

@@ -1,6 +1,6 @@
 """Scale: dense exact vs regional assignment from 2,500 to 50,000 photos (issue 4).
 
-Every row runs :func:`mosaic.assign.auto.assign_large` in a fresh subprocess (this module
+Every row runs :func:`benchmarks.large.assign_large` in a fresh subprocess (this module
 with ``--row method:photos``), so its peak memory (``ru_maxrss``) is that row's alone.
 Photos are synthetic 8x8 thumbnails (:func:`benchmarks.synthetic.synthetic_thumbs`),
 cached as ``.npy`` files so that generating them is neither repeated nor timed; tiles
@@ -200,7 +200,7 @@ def measure_row(method: str, count: int, size: int, max_memory: str, cache: Path
     repair_limit : float, optional
         Time limit of the regional repair (``time_limit`` of ``assign_regional``).
     """
-    from mosaic.assign.auto import assign_large
+    from benchmarks.large import assign_large
     from mosaic.blocks import parse_memory, prepare_features
     from mosaic.features import to_features
     from mosaic.machine import peak_memory_bytes

@@ -14,7 +14,8 @@ smaller overall rise.
 
 Run ``python -m benchmarks.bench_weights`` (about a minute on 2 idle cores, 370 exact
 solves of 775 x 775; much longer when the cores are shared);
-``--quick`` tries fewer settings; ``--tiles N`` uses fewer tiles than photos.
+``--quick`` tries fewer settings; ``--tiles N`` uses fewer tiles than photos. What the
+defaults achieved when they were chosen: ``benchmarks/TUNING-importance.md``.
 """
 
 from __future__ import annotations
@@ -245,12 +246,12 @@ def main() -> None:
     header = ["target", "faces", "grid", "tiles f/p/b", "face none", "face w", "face %",
               "person none", "person w", "person %", "bg none", "bg w", "bg %",
               "overall none", "overall w", "overall %"]
-    print_table(f"Per target, defaults in mosaic/importance.py {defaults}",
+    print_table(f"Per target, defaults in mosaic/importance/weights.py {defaults}",
                 header, target_rows(problems, results, defaults))
     if best is not None and best != defaults:
         print_table(f"Per target, best setting of this run {best}", header,
                     target_rows(problems, results, best))
-    print(f"best setting of this run: {best}; defaults in mosaic/importance.py: {defaults}")
+    print(f"best setting of this run: {best}; defaults in mosaic/importance/weights.py: {defaults}")
     print(f"exact solves: {len(solve_seconds)}, mean {np.mean(solve_seconds):.2f} s; "
           f"total {time.perf_counter() - started:.0f} s")
 

@@ -27,7 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from flows import local_server
+from cli import prefect_server
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL = os.environ.get("MOSAIC_POOL", "mosaic")
@@ -38,10 +38,10 @@ def api_url() -> str | None:
     """The server to deploy to (None when none is configured and none answers locally)."""
     if os.environ.get("PREFECT_API_URL"):
         return os.environ["PREFECT_API_URL"]
-    configured = local_server.profile_api_url()
+    configured = prefect_server.profile_api_url()
     if configured:
         return configured
-    return local_server.API_URL if local_server.is_running() else None
+    return prefect_server.API_URL if prefect_server.is_running() else None
 
 
 def requests_per_second() -> float:
@@ -108,7 +108,7 @@ def main() -> int:
     """Set up the pool and the limit, then deploy; 0 on success."""
     url = api_url()
     if url is None:
-        print(f"error: no Prefect server answers at {local_server.UI_URL} and none is "
+        print(f"error: no Prefect server answers at {prefect_server.UI_URL} and none is "
               "configured (PREFECT_API_URL); start one with `make ui`", file=sys.stderr)
         return 1
     os.environ["PREFECT_API_URL"] = url

@@ -31,12 +31,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from flows import local_server
+from cli import prefect_server
 
 POOL = os.environ.get("MOSAIC_POOL", "mosaic")
-WORKER_PID = local_server.STATE_DIR / "prefect-worker.pid"
-WORKER_LOG = local_server.STATE_DIR / "prefect-worker.log"
-WORKER_NAME = f"mosaic-{socket.gethostname()}-{local_server.PORT}"
+WORKER_PID = prefect_server.STATE_DIR / "prefect-worker.pid"
+WORKER_LOG = prefect_server.STATE_DIR / "prefect-worker.log"
+WORKER_NAME = f"mosaic-{socket.gethostname()}-{prefect_server.PORT}"
 
 
 def _alive(pid: int) -> bool:
@@ -134,13 +134,13 @@ def start_worker(wait_seconds: float = 120.0) -> int:
     running = worker_pid()
     if running is not None:
         return running
-    env = {**os.environ, "PREFECT_API_URL": local_server.API_URL, "DO_NOT_TRACK": "1"}
+    env = {**os.environ, "PREFECT_API_URL": prefect_server.API_URL, "DO_NOT_TRACK": "1"}
     env.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "mosaic")
     command = [str(Path(sys.executable).with_name("prefect")), "--no-prompt", "worker",
                "start", "--pool", POOL, "--type", "process", "--name", WORKER_NAME,
                "--install-policy", "never"]
-    return local_server.start_in_background(
-        command, env, WORKER_LOG, WORKER_PID, lambda: _worker_online(local_server.API_URL),
+    return prefect_server.start_in_background(
+        command, env, WORKER_LOG, WORKER_PID, lambda: _worker_online(prefect_server.API_URL),
         "the worker", wait_seconds)
 
 
@@ -176,27 +176,27 @@ def start() -> None:
     RuntimeError
         The server or the worker did not start (what this call started is stopped again).
     """
-    os.environ.setdefault("PREFECT_UI_API_URL", local_server.API_URL)
+    os.environ.setdefault("PREFECT_UI_API_URL", prefect_server.API_URL)
     started_server = False
-    if local_server.is_running():
-        print(f"Prefect server already running at {local_server.UI_URL}")
+    if prefect_server.is_running():
+        print(f"Prefect server already running at {prefect_server.UI_URL}")
     else:
-        print(f"starting a Prefect server on {local_server.UI_URL} "
-              f"(log: {local_server.LOG_FILE})", flush=True)
+        print(f"starting a Prefect server on {prefect_server.UI_URL} "
+              f"(log: {prefect_server.LOG_FILE})", flush=True)
         started_server = True
     try:
         if started_server:
-            local_server.start()
+            prefect_server.start()
         pid = start_worker()
     except RuntimeError:
         stop_worker()
         if started_server:
-            local_server.stop()
+            prefect_server.stop()
         raise
     print(f"worker {WORKER_NAME} (pid {pid}) is polling work pool {POOL!r} "
           f"(log: {WORKER_LOG})")
-    print(f"Prefect UI: {local_server.UI_URL}")
-    print(f"for the prefect CLI: export PREFECT_API_URL={local_server.API_URL}")
+    print(f"Prefect UI: {prefect_server.UI_URL}")
+    print(f"for the prefect CLI: export PREFECT_API_URL={prefect_server.API_URL}")
 
 
 def stop_server(wait_seconds: float = 20.0) -> bool:
@@ -210,11 +210,11 @@ def stop_server(wait_seconds: float = 20.0) -> bool:
         True when such a server was running.
     """
     try:
-        pid = int(local_server.PID_FILE.read_text())
+        pid = int(prefect_server.PID_FILE.read_text())
     except (OSError, ValueError):
         pid = None
     processes = [pid, *descendants(pid)] if pid is not None and _alive(pid) else []
-    stopped = local_server.stop()
+    stopped = prefect_server.stop()
     left = _wait_gone(processes, wait_seconds)
     _signal(left, signal.SIGKILL)
     _wait_gone(left, 5.0)
@@ -230,9 +230,9 @@ def stop() -> None:
 
 def status() -> int:
     """Print whether the server and the worker run; 0 when both do."""
-    server = local_server.is_running()
+    server = prefect_server.is_running()
     worker = worker_pid()
-    print(f"server: {'running at ' + local_server.UI_URL if server else 'not running'}")
+    print(f"server: {'running at ' + prefect_server.UI_URL if server else 'not running'}")
     print(f"worker: {f'running (pid {worker})' if worker else 'not running'}")
     return 0 if server and worker else 1
 

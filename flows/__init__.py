@@ -1,1 +1,1 @@
-"""Prefect flows wiring the tasks together, and the ``mosaic`` command line."""
+"""Prefect flows: the build and the scrape, one flow per file (wiring only)."""

@@ -1,4 +1,4 @@
-"""The artifacts a run publishes for the Prefect UI: a self-contained report and timings.
+"""What a run shows in the Prefect UI: its logs, a self-contained report and timings.
 
 The report written next to a mosaic (``report.md``) links its images as files beside
 it, which the Prefect UI cannot reach. The artifact copy embeds small JPEG thumbnails
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from mosaic.pipeline.results import ReportResult, RunTimes
 
 PREVIEW_SIDE = 480
 """Longest side of the main preview (the target beside the mosaic), in pixels."""
@@ -32,6 +35,19 @@ SHEET_PHOTOS = 12
 """Photos shown in the contact sheet of a scrape report."""
 
 _IMAGE_LINK = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<path>[^)\s]+)\)")
+
+
+def route_logs() -> None:
+    """Let the ``mosaic`` loggers' INFO records through to the run's logs in the UI.
+
+    ``PREFECT_LOGGING_EXTRA_LOGGERS=mosaic`` (set by ``prefect.yaml`` and ``make ui``)
+    attaches Prefect's API handler to the ``mosaic`` logger; its level decides what
+    reaches the UI, and Python's default (WARNING, from the root logger) would drop the
+    progress messages. The command line sets its own level before a run.
+    """
+    logger = logging.getLogger("mosaic")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
 
 
 def jpeg_data_uri(image: Image.Image, side: int, quality: int = 60) -> str:
@@ -195,29 +211,25 @@ def timing_rows(step_seconds: Mapping[str, float], cached: Iterable[str] = (),
     return rows
 
 
-def publish_build_artifacts(reported: Mapping[str, Any], step_seconds: Mapping[str, float],
-                            cached: Sequence[str], total: float) -> None:
+def publish_build_artifacts(reported: ReportResult, times: RunTimes) -> None:
     """Publish a build's report (``mosaic-report``) and timings (``mosaic-timings``).
 
     Parameters
     ----------
-    reported : mapping
-        What the report step returned: ``markdown``, ``report`` (path of ``report.md``)
-        and ``metrics``.
-    step_seconds : mapping
-        Compute seconds of each step in this run (0 for a cached step).
-    cached : sequence of str
-        Steps taken from the cache.
-    total : float
-        Wall-clock seconds of the run so far (the report included).
+    reported : ReportResult
+        What the report stage returned.
+    times : RunTimes
+        Compute seconds of each step in this run (0 for a cached step), the cached
+        steps, and the wall-clock seconds of the run so far (the report included).
     """
-    metrics = reported["metrics"]
-    report_dir = Path(reported["report"]).parent
-    create_markdown_artifact(markdown=self_contained(reported["markdown"], report_dir),
+    metrics = reported.metrics
+    report_dir = Path(reported.report).parent
+    create_markdown_artifact(markdown=self_contained(reported.markdown, report_dir),
                              key="mosaic-report", description=build_description(metrics))
-    steps = dict(step_seconds)
-    steps["report"] = max(0.0, total - float(metrics["timings"]["total"]))
-    create_table_artifact(table=timing_rows(steps, cached, total), key="mosaic-timings",
+    steps = dict(times.seconds)
+    steps["report"] = max(0.0, times.total - float(metrics["timings"]["total"]))
+    create_table_artifact(table=timing_rows(steps, times.cached, times.total),
+                          key="mosaic-timings",
                           description="Seconds per stage of this build (0 when cached)")
 
 

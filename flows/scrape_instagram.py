@@ -1,10 +1,13 @@
 """The scrape flow: an Instagram profile (or a list of post URLs) -> photos + manifest.json.
 
-Wiring only: one task lists the posts (headless Chromium on the profile), then one mapped
-task per post fetches its page and images, with retries for network faults and a cache on
-the post URL, so rerunning (or retrying) a failed run fetches only the posts that failed.
-A markdown artifact summarises the run (with a few of the photos), a table artifact times
-its stages and a progress artifact follows it as posts finish.
+The same flow runs from ``mosaic scrape`` and as the deployment ``scrape-instagram/nightly``
+(``prefect.yaml``); its one parameter is a
+:class:`~mosaic.sources.instagram.options.ScrapeOptions`, so the Prefect UI draws its form.
+One task lists the posts (headless Chromium on the profile), then one mapped task per post
+fetches its page and images, with retries for network faults and a cache on the post URL,
+so rerunning (or retrying) a failed run fetches only the posts that failed. A markdown
+artifact summarises the run (with a few of the photos), a table artifact times its stages
+and a progress artifact follows it as posts finish.
 
 Posts deleted from the site (404/410 on the page, or on every size of every image) are
 *gone*, not failed: they are named in one warning and in the artifact, recorded in the
@@ -18,7 +21,6 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,22 +36,27 @@ from prefect.tasks import exponential_backoff
 
 from flows import artifacts
 from mosaic.files import OutputError, remove_stale_temporaries
+from mosaic.outputs import prepare_run_folder
 from mosaic.sources import manifest
-from mosaic.sources.download import clear_stop, request_stop
-from mosaic.sources.instagram_web import (
-    LoginRequiredError,
-    ScrapeSettings,
-    login_wall_message,
-    record_failure,
+from mosaic.sources.download.stop import clear_stop, request_stop
+from mosaic.sources.instagram.errors import LoginRequiredError
+from mosaic.sources.instagram.options import ScrapeOptions
+from mosaic.sources.instagram.post import record_failure
+from mosaic.sources.instagram.settings import ScrapeSettings
+from mosaic.sources.instagram.summary import (
+    failure_reason,
+    gone_warning,
+    summarise,
+    summary_markdown,
 )
+from mosaic.sources.instagram.urls import login_wall_message
 from tasks import scrape as tasks
+from tasks.cookies import cookies_file
 
 log = logging.getLogger("mosaic.scrape")
 
 WORKERS = 4
 """Posts fetched at once; page loads still keep ``delay`` apart (a shared schedule)."""
-NAMED_IN_WARNING = 10
-"""Gone posts the warning names (the artifact and the manifest list them all)."""
 
 
 class ScrapeIncompleteError(RuntimeError):
@@ -60,41 +67,123 @@ class ScrapeIncompleteError(RuntimeError):
         self.summary = summary
 
 
-@dataclass(frozen=True)
-class ScrapeRequest:
-    """One scrape.
+@flow(name="scrape-instagram", persist_result=False,
+      task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
+def scrape_instagram(options: ScrapeOptions) -> dict[str, Any]:
+    """Download the photos of a profile (or of listed posts) into ``options.out``.
 
-    Attributes
+    Parameters
     ----------
-    out_dir : str
-        Where the photos and ``manifest.json`` go.
-    workdir : str
-        The run's work folder (task results, the temporary browser profile).
-    settings : ScrapeSettings
-        Site, image hosts, cookies file, delay, timeouts.
-    username : str or None
-        The profile to scrape; None when ``post_urls`` are given instead.
-    post_urls : tuple of str
-        Post URLs to fetch (the ``scrape posts`` mode).
-    reels : tuple of str
-        Reel URLs from the list: videos, reported as skipped.
-    max_posts : int or None
-        Newest posts to take from the profile (None: all).
-    retries : int
-        Task retries per post after the in-request retries.
-    retry_delay : float
-        Seconds before the first task retry (doubled each time, with jitter).
-    """
+    options : ScrapeOptions
+        What to scrape, where to, and how.
 
-    out_dir: str
-    workdir: str
-    settings: ScrapeSettings = field(default_factory=ScrapeSettings)
-    username: str | None = None
-    post_urls: tuple[str, ...] = ()
-    reels: tuple[str, ...] = ()
-    max_posts: int | None = None
-    retries: int = 3
-    retry_delay: float = 2.0
+    Returns
+    -------
+    dict
+        The run's summary (also the markdown artifact ``instagram-scrape``).
+
+    Raises
+    ------
+    LoginRequiredError
+        The site showed its login wall (posts saved before it are kept).
+    ScrapeIncompleteError
+        Some posts failed; rerunning fetches only those.
+    MosaicError
+        The output folder holds a ``manifest.json`` that is not ours, or another input
+        error (checked before anything is fetched).
+    """
+    artifacts.route_logs()
+    options = options.resolved()
+    clear_stop()  # a stop of an earlier run in this process is not this run's
+    try:
+        with cookies_file(options.cookies, options.cookies_secret,
+                          options.cookies_env) as cookies:
+            log.info("scraping %s into %s", _source(options), options.out)
+            return _scrape(options, options.settings(cookies))
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM, a cancelled run
+            request_stop()  # the post tasks in other threads stop at their next wait
+        raise
+
+
+def _source(options: ScrapeOptions) -> str:
+    return f"@{options.username}" if options.username else "post list"
+
+
+def _scrape(options: ScrapeOptions, settings: ScrapeSettings) -> dict[str, Any]:
+    """The body of :func:`scrape_instagram`: list, fetch, record, summarise."""
+    started = time.perf_counter()
+    out_dir = options.out or ""
+    stale = _prepare_output(options, settings.base_url)
+    host_limit = tasks.host_rate_limit()
+    if options.username:
+        listing = tasks.list_posts(options.username, settings, options.workdir,
+                                   options.max_posts, host_limit)
+    else:
+        listing = {"posts": list(options.post_urls), "reels": list(options.reels)}
+    listed = time.perf_counter()
+    post_task = tasks.scrape_post.with_options(
+        result_storage=Path(options.workdir or "") / "prefect-results",
+        retries=options.retries,
+        retry_delay_seconds=exponential_backoff(backoff_factor=options.retry_delay))
+    results, failures, cached = _fetch_posts(post_task, listing["posts"], out_dir, settings,
+                                             host_limit)
+    fetched = time.perf_counter()
+    _complete_manifest(out_dir, results.values())
+    _record_failures(out_dir, failures)
+    summary = summarise(_source(options), out_dir, listing, results, failures, cached, stale,
+                        time.perf_counter() - started)
+    warning = gone_warning(summary)
+    if warning:
+        log.warning("%s", warning)
+    preview = artifacts.photos_preview(out_dir, (r["entry"] for r in results.values()))
+    create_markdown_artifact(markdown=summary_markdown(summary) + preview,
+                             key="instagram-scrape",
+                             description=artifacts.scrape_description(summary))
+    artifacts.publish_scrape_timings({"list posts": listed - started,
+                                      "fetch posts": fetched - listed},
+                                     time.perf_counter() - started)
+    _raise_for_failures(summary, failures, settings.base_url)
+    return summary
+
+
+def run_scrape(options: ScrapeOptions, return_state: bool = False) -> Any:
+    """Run :func:`scrape_instagram` keeping Prefect's results in the run's work folder.
+
+    Without this, Prefect would store a failed run's exception under ``~/.prefect``.
+
+    Parameters
+    ----------
+    options : ScrapeOptions
+        The scrape.
+    return_state : bool
+        Return the final Prefect state instead of the summary (and do not raise).
+
+    Returns
+    -------
+    dict or prefect.State
+        The summary, or the state.
+    """
+    options = options.resolved()
+    storage = Path(options.workdir or "") / "prefect-results"
+    flow_run = scrape_instagram.with_options(result_storage=storage)
+    return flow_run(options, return_state=return_state)
+
+
+def _prepare_output(options: ScrapeOptions, site: str) -> int:
+    """Check and create the folders, drop a killed run's partial files, note the source.
+
+    A ``manifest.json`` there that is not ours stops the run before anything is touched.
+    """
+    prepare_run_folder(Path(options.workdir or ""))
+    out_dir = options.out or ""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    manifest.check_manifest(out_dir)
+    stale = len(remove_stale_temporaries(out_dir))
+    source = ({"kind": "instagram", "username": options.username, "site": site}
+              if options.username else {"kind": "instagram-posts", "site": site})
+    manifest.update_posts(out_dir, {}, source)
+    return stale
 
 
 def _gather(futures: list[PrefectFuture[dict[str, Any]]], urls: list[str]
@@ -126,104 +215,9 @@ def _missing_files(out_dir: str, result: dict[str, Any]) -> bool:
     return not manifest.entry_is_complete(out_dir, result["entry"])
 
 
-def _summary(request: ScrapeRequest, listing: dict[str, Any],
-             results: dict[str, dict[str, Any]], failures: dict[str, BaseException],
-             cached: set[str], stale: int, seconds: float) -> dict[str, Any]:
-    entries = [result["entry"] for result in results.values()]
-    videos = [e for e in entries if e["status"] == manifest.VIDEO]
-    with_photos = [e for e in entries if e["status"] in {manifest.DONE, manifest.PARTLY_GONE}]
-    return {
-        "source": f"@{request.username}" if request.username else "post list",
-        "out_dir": request.out_dir,
-        "manifest": str(manifest.manifest_path(request.out_dir)),
-        "posts_listed": len(listing["posts"]),
-        "posts_saved": len(with_photos),
-        "video_posts": len(videos),
-        "posts_gone": sum(e["status"] == manifest.GONE for e in entries),
-        "posts_partly_gone": sum(e["status"] == manifest.PARTLY_GONE for e in entries),
-        "gone": _gone(listing["posts"], results, cached),
-        "reels_skipped": len(listing["reels"]),
-        "video_children_skipped": sum(e["skipped_videos"] for e in with_photos),
-        "images": sum(len(e["images"]) for e in entries),
-        "new_images": sum(r["new_images"] for url, r in results.items() if url not in cached),
-        "posts_reused": sum(bool(r["reused"]) or url in cached for url, r in results.items()),
-        "retries": sum(r["retries"] for url, r in results.items() if url not in cached),
-        "thumbnails_only": sum(e.get("found_by") == "og:image" for e in entries),
-        "failures": [{"url": url, "reason": _reason(error)} for url, error in failures.items()],
-        "stale_temporaries_removed": stale,
-        "seconds": round(seconds, 1),
-    }
-
-
-def _gone(urls: Iterable[str], results: dict[str, dict[str, Any]], cached: set[str]
-          ) -> list[dict[str, Any]]:
-    """The posts that are gone from the site (in full or in part), in listing order."""
-    done = [(url, results[url]) for url in urls if url in results]
-    return [{"url": url, "code": r["code"], "status": r["entry"]["status"],
-             "reason": r["entry"].get("error") or "gone",
-             "images_saved": len(r["entry"]["images"]),
-             "new": not r["reused"] and url not in cached}
-            for url, r in done if r["entry"]["status"] in manifest.GONE_STATUSES]
-
-
-def _warn_gone(summary: dict[str, Any]) -> None:
-    """Name, in one warning, the posts this run found gone (earlier runs named the others)."""
-    found = [gone for gone in summary["gone"] if gone["new"]]
-    if not found:
-        return
-    named = [f"{g['code']} ({g['reason']}"
-             + (f"; {g['images_saved']} saved" if g["images_saved"] else "") + ")"
-             for g in found[:NAMED_IN_WARNING]]
-    more = len(found) - len(named)
-    log.warning("%d post%s gone from the site, recorded as gone in %s and not fetched "
-                "again: %s%s", len(found), " is" if len(found) == 1 else "s are",
-                summary["manifest"], ", ".join(named),
-                f" and {more} more" if more else "")
-
-
-def _reason(error: BaseException) -> str:
-    if isinstance(error, LoginRequiredError):
-        return "login wall"
-    return str(error) or type(error).__name__
-
-
-def _markdown(summary: dict[str, Any]) -> str:
-    skipped = (summary["video_posts"] + summary["reels_skipped"]
-               + summary["video_children_skipped"])
-    rows = [
-        ("posts listed", summary["posts_listed"]),
-        ("posts saved", summary["posts_saved"]),
-        ("images", f"{summary['images']} ({summary['new_images']} new this run)"),
-        ("skipped videos", f"{skipped} ({summary['video_posts']} video posts, "
-                           f"{summary['reels_skipped']} reels, "
-                           f"{summary['video_children_skipped']} in carousels)"),
-        ("posts already saved", summary["posts_reused"]),
-        ("posts gone from the site (404/410)", summary["posts_gone"]),
-        ("posts partly gone (some images 404/410)", summary["posts_partly_gone"]),
-        ("thumbnails only (og:image)", summary["thumbnails_only"]),
-        ("requests retried", summary["retries"]),
-        ("failed posts", len(summary["failures"])),
-        ("time", f"{summary['seconds']} s"),
-    ]
-    lines = [f"# Instagram photos: {summary['source']}", "",
-             f"Saved in `{summary['out_dir']}` (manifest: `{summary['manifest']}`).", "",
-             "| | |", "|---|---|", *[f"| {name} | {value} |" for name, value in rows]]
-    if summary["gone"]:
-        lines += ["", "## Gone from the site", "",
-                  "Deleted posts or images: recorded in the manifest, not fetched again.", "",
-                  "| post | status | what is gone | images saved |", "|---|---|---|---|"]
-        lines += [f"| {g['url']} | {g['status']} | {g['reason'].replace('|', '/')} | "
-                  f"{g['images_saved']} |" for g in summary["gone"]]
-    if summary["failures"]:
-        lines += ["", "## Failures", "", "| post | reason |", "|---|---|"]
-        lines += [f"| {f['url']} | {f['reason'].replace('|', '/')} |"
-                  for f in summary["failures"]]
-    return "\n".join(lines) + "\n"
-
-
 def _record_failures(out_dir: str, failures: dict[str, BaseException]) -> None:
     for url, error in failures.items():
-        record_failure(out_dir, url, _reason(error))
+        record_failure(out_dir, url, failure_reason(error))
 
 
 def _complete_manifest(out_dir: str, results: Iterable[dict[str, Any]]) -> None:
@@ -232,112 +226,6 @@ def _complete_manifest(out_dir: str, results: Iterable[dict[str, Any]]) -> None:
     missing = {r["code"]: r["entry"] for r in results if r["code"] not in known}
     if missing:
         manifest.update_posts(out_dir, missing)
-
-
-@flow(name="scrape-instagram", persist_result=False,
-      task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
-def scrape_instagram(request: ScrapeRequest) -> dict[str, Any]:
-    """Download the photos of a profile (or of listed posts) into ``request.out_dir``.
-
-    Parameters
-    ----------
-    request : ScrapeRequest
-        What to scrape, where to, and how.
-
-    Returns
-    -------
-    dict
-        The run's summary (also the markdown artifact ``instagram-scrape``).
-
-    Raises
-    ------
-    LoginRequiredError
-        The site showed its login wall (posts saved before it are kept).
-    ScrapeIncompleteError
-        Some posts failed; rerunning fetches only those.
-    MosaicError
-        The output folder holds a ``manifest.json`` that is not ours, or another input
-        error (checked before anything is fetched).
-    """
-    clear_stop()  # a stop of an earlier run in this process is not this run's
-    try:
-        return _scrape(request)
-    except BaseException as exc:
-        if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM, a cancelled run
-            request_stop()  # the post tasks in other threads stop at their next wait
-        raise
-
-
-def _scrape(request: ScrapeRequest) -> dict[str, Any]:
-    """The body of :func:`scrape_instagram`."""
-    started = time.perf_counter()
-    out_dir = str(Path(request.out_dir).resolve())
-    stale = _prepare_output(out_dir, request)
-    workdir = Path(request.workdir).resolve()
-    host_limit = tasks.host_rate_limit()
-    if request.username:
-        listing = tasks.list_posts(request.username, request.settings, str(workdir),
-                                   request.max_posts, host_limit)
-    else:
-        listing = {"posts": list(request.post_urls), "reels": list(request.reels)}
-    listed = time.perf_counter()
-    post_task = tasks.scrape_post.with_options(
-        result_storage=workdir / "prefect-results", retries=request.retries,
-        retry_delay_seconds=exponential_backoff(backoff_factor=request.retry_delay))
-    results, failures, cached = _fetch_posts(post_task, listing["posts"], out_dir,
-                                             request.settings, host_limit)
-    fetched = time.perf_counter()
-    _complete_manifest(out_dir, results.values())
-    _record_failures(out_dir, failures)
-    summary = _summary(request, listing, results, failures, cached, stale,
-                       time.perf_counter() - started)
-    summary["out_dir"] = out_dir
-    _warn_gone(summary)
-    preview = artifacts.photos_preview(out_dir, (r["entry"] for r in results.values()))
-    create_markdown_artifact(markdown=_markdown(summary) + preview, key="instagram-scrape",
-                             description=artifacts.scrape_description(summary))
-    artifacts.publish_scrape_timings({"list posts": listed - started,
-                                      "fetch posts": fetched - listed},
-                                     time.perf_counter() - started)
-    _raise_for_failures(summary, failures, request.settings.base_url)
-    return summary
-
-
-def run_scrape(request: ScrapeRequest, return_state: bool = False) -> Any:
-    """Run :func:`scrape_instagram` keeping Prefect's results in the run's work folder.
-
-    Without this, Prefect would store a failed run's exception under ``~/.prefect``.
-
-    Parameters
-    ----------
-    request : ScrapeRequest
-        The scrape.
-    return_state : bool
-        Return the final Prefect state instead of the summary (and do not raise).
-
-    Returns
-    -------
-    dict or prefect.State
-        The summary, or the state.
-    """
-    storage = Path(request.workdir).resolve() / "prefect-results"
-    flow_run = scrape_instagram.with_options(result_storage=storage)
-    return flow_run(request, return_state=return_state)
-
-
-def _prepare_output(out_dir: str, request: ScrapeRequest) -> int:
-    """Check and create the output folder, drop a killed run's partial files, note the source.
-
-    A ``manifest.json`` there that is not ours stops the run before anything is touched.
-    """
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    manifest.check_manifest(out_dir)
-    stale = len(remove_stale_temporaries(out_dir))
-    site = request.settings.base_url
-    source = ({"kind": "instagram", "username": request.username, "site": site}
-              if request.username else {"kind": "instagram-posts", "site": site})
-    manifest.update_posts(out_dir, {}, source)
-    return stale
 
 
 def _fetch_posts(post_task: Any, urls: list[str], out_dir: str, settings: ScrapeSettings,
@@ -383,4 +271,4 @@ def _raise_for_failures(summary: dict[str, Any], failures: dict[str, BaseExcepti
             summary)
 
 
-__all__ = ["ScrapeIncompleteError", "ScrapeRequest", "run_scrape", "scrape_instagram"]
+__all__ = ["ScrapeIncompleteError", "run_scrape", "scrape_instagram"]

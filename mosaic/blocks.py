@@ -7,10 +7,11 @@ A full matrix is written block by block into a memory-mapped file
 (:func:`score_to_memmap`); the regional method (:mod:`mosaic.assign.regional`) instead
 runs reductions over the blocks and never stores the whole matrix.
 
-Every block is computed the same way from features centred once on their global mean
-(:func:`prepare_features`), so the cost of a pair does not depend on the block it is
-computed in up to float32 rounding (about 1e-7; the tests compare with
-:func:`mosaic.cost.cost_matrix`).
+Every block is scored by the kernel of :mod:`mosaic.cost` (:func:`~mosaic.cost.block_cost`)
+from features centred once on their global mean (:func:`~mosaic.cost.prepare_features`),
+so the cost of a pair does not depend on the block it is computed in up to float32
+rounding (about 1e-7). ``Features``, ``prepare_features``, ``block_cost`` and
+``pair_cost`` are re-exported here.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,17 @@ import dask
 import numpy as np
 from dask import delayed
 
+from mosaic.cost import Features, Index, block_cost, pair_cost, prepare_features
 from mosaic.errors import MosaicError
 from mosaic.machine import physical_memory, usable_cpus
+
+__all__ = [
+    "DEFAULT_MEMORY_CAP", "DEFAULT_MEMORY_SHARE", "MAX_BLOCK_TILES", "MIN_BLOCK_TILES",
+    "PHOTO_CHUNK", "BlockRunner", "Features", "Index", "block_cost", "block_rows",
+    "ceil_div", "chunks", "dask_client", "default_max_memory", "dense_bytes", "even_chunks",
+    "format_bytes", "pair_cost", "parse_memory", "preallocate", "prepare_features",
+    "score_to_memmap",
+]
 
 #: Bytes per unit of a memory size ("4GB" is 4 * 10^9 bytes, "4GiB" 4 * 2^30).
 _UNITS = {
@@ -77,15 +86,15 @@ def parse_memory(text: str | int | float) -> int:
     else:
         match = _MEMORY_PATTERN.match(str(text))
         if not match or match[2].lower() not in _UNITS:
-            raise MosaicError(f"--max-memory {text!r} is not understood: use e.g. 4GB, 512MB, "
+            raise MosaicError(f"`max_memory` {text!r} is not understood: use e.g. 4GB, 512MB, "
                               "1.5GiB or a number of bytes")
         value, unit = float(match[1]), match[2].lower()
     if not math.isfinite(value):
-        raise MosaicError(f"--max-memory {text!r} is not understood: use e.g. 4GB, 512MB, "
+        raise MosaicError(f"`max_memory` {text!r} is not understood: use e.g. 4GB, 512MB, "
                           "1.5GiB or a number of bytes")
     size = int(value * _UNITS[unit])
     if size <= 0:
-        raise MosaicError(f"--max-memory {text!r}: the budget must be positive")
+        raise MosaicError(f"`max_memory` {text!r}: the budget must be positive")
     return size
 
 
@@ -100,173 +109,6 @@ def format_bytes(size: float) -> str:
         if size >= scale:
             return f"{size / scale:.1f} {unit}"
     return f"{int(size)} B"
-
-
-@dataclass(frozen=True)
-class Features:
-    """Tile and photo features centred on a common mean, ready for block scoring.
-
-    A weighted cost ``w_t (|t|^2 + |p|^2 - 2 t.p) / D`` is one matrix product of
-    augmented rows: ``[-2 w_t t / D, w_t |t|^2 / D, w_t / D]`` for the tile and
-    ``[p, 1, |p|^2]`` for the photo, so a block needs no elementwise passes but the clip
-    at 0.
-
-    Attributes
-    ----------
-    tiles : ndarray of float32, shape (T, D)
-        Centred tile features.
-    tile_sq : ndarray of float32, shape (T,)
-        Their squared norms.
-    photos : ndarray of float32, shape (P, K, D + 2)
-        Centred photo features (K crop candidates; K = 1 without candidates), each
-        followed by 1 and its squared norm.
-    """
-
-    tiles: np.ndarray
-    tile_sq: np.ndarray
-    photos: np.ndarray
-
-    @property
-    def n_tiles(self) -> int:
-        """Number of tiles T."""
-        return int(self.tiles.shape[0])
-
-    @property
-    def n_photos(self) -> int:
-        """Number of photos P."""
-        return int(self.photos.shape[0])
-
-    @property
-    def n_crops(self) -> int:
-        """Crop candidates per photo K."""
-        return int(self.photos.shape[1])
-
-    @property
-    def dims(self) -> int:
-        """Feature length D."""
-        return int(self.tiles.shape[1])
-
-    @property
-    def nbytes(self) -> int:
-        """Memory held by the features."""
-        return self.tiles.nbytes + self.tile_sq.nbytes + self.photos.nbytes
-
-    def tile_rows(self, tiles: Index, weights: np.ndarray | None = None) -> np.ndarray:
-        """Augmented tile rows ``[-2 w t / D, w |t|^2 / D, w / D]`` (float32)."""
-        part = self.tiles[tiles]
-        scale = np.full(part.shape[0], 1.0 / self.dims, dtype=np.float32)
-        if weights is not None:
-            scale *= np.asarray(weights, dtype=np.float32)
-        rows = np.empty((part.shape[0], self.dims + 2), dtype=np.float32)
-        np.multiply(part, (-2.0 * scale)[:, None], out=rows[:, :-2])
-        rows[:, -2] = self.tile_sq[tiles] * scale
-        rows[:, -1] = scale
-        return rows
-
-
-def prepare_features(tile_features: np.ndarray, photo_features: np.ndarray) -> Features:
-    """Centre tile and photo features on their common mean, as :mod:`mosaic.cost` does.
-
-    Parameters
-    ----------
-    tile_features : ndarray, shape (T, D)
-    photo_features : ndarray, shape (P, D) or (P, K, D)
-        One row per photo, or K crop candidates per photo.
-
-    Returns
-    -------
-    Features
-    """
-    if photo_features.ndim == 2:
-        photo_features = photo_features[:, None, :]
-    if tile_features.ndim != 2 or photo_features.ndim != 3:
-        raise ValueError(f"bad feature shapes {tile_features.shape}, {photo_features.shape}")
-    if tile_features.shape[1] != photo_features.shape[2]:
-        raise ValueError(f"feature lengths differ: tiles {tile_features.shape[1]}, "
-                         f"photos {photo_features.shape[2]}")
-    for name, array in (("tile", tile_features), ("photo", photo_features)):
-        if not np.issubdtype(array.dtype, np.floating):
-            raise ValueError(f"{name} features must be floating point, got {array.dtype}")
-    dims = tile_features.shape[1]
-    flat = photo_features.reshape(-1, dims)
-    mean = (tile_features.mean(axis=0, dtype=np.float64) * 0.5
-            + flat.mean(axis=0, dtype=np.float64) * 0.5).astype(np.float32)
-    tiles = np.ascontiguousarray(tile_features, dtype=np.float32) - mean
-    tile_sq = np.einsum("ij,ij->i", tiles, tiles, dtype=np.float64).astype(np.float32)
-    photos = np.empty((*photo_features.shape[:2], dims + 2), dtype=np.float32)
-    np.subtract(photo_features, mean, out=photos[..., :dims])
-    photos[..., dims] = 1.0
-    photos[..., dims + 1] = np.einsum("ijk,ijk->ij", photos[..., :dims], photos[..., :dims],
-                                      dtype=np.float64)
-    return Features(tiles, tile_sq, photos)
-
-
-Index = slice | np.ndarray
-
-
-def block_cost(features: Features, tiles: Index, photos: Index,
-               weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Mean squared error of some tiles against some photos, minimum over crop candidates.
-
-    Parameters
-    ----------
-    features : Features
-    tiles : slice or ndarray of int
-        Which tiles (rows).
-    photos : slice or ndarray of int
-        Which photos (columns).
-    weights : ndarray, optional
-        Multipliers of the selected tiles' rows (the weighted cost ``w_t c_tp``).
-
-    Returns
-    -------
-    cost : ndarray of float32, shape (t, p)
-        In [0, 1] (times the weights), the values :func:`mosaic.cost.cost_matrix` gives
-        up to float32 rounding.
-    best_crop : ndarray of uint8, shape (t, p), or None
-        Winning crop candidate; None when photos have one candidate.
-    """
-    rows = features.tile_rows(tiles, weights)
-    photo_part = features.photos[photos]
-    n_photos, n_crops, width = photo_part.shape
-    cost = rows @ photo_part.reshape(-1, width).T
-    np.maximum(cost, 0.0, out=cost)
-    if n_crops == 1:
-        return cost, None
-    cube = cost.reshape(cost.shape[0], n_photos, n_crops)
-    winner = cube.argmin(axis=2)
-    best = np.take_along_axis(cube, winner[:, :, None], axis=2)[..., 0]
-    return np.ascontiguousarray(best), winner.astype(np.uint8)
-
-
-def pair_cost(features: Features, tiles: np.ndarray, photos: np.ndarray, chunk: int = 8192
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """Cost and winning crop of the pairs ``(tiles[i], photos[i])`` only.
-
-    Parameters
-    ----------
-    features : Features
-    tiles, photos : ndarray of int, shape (n,)
-    chunk : int
-        Pairs per step (bounds the temporary memory).
-
-    Returns
-    -------
-    cost : ndarray of float32, shape (n,)
-    best_crop : ndarray of uint8, shape (n,)
-        0 when photos have one candidate.
-    """
-    tiles = np.asarray(tiles, dtype=np.int64)
-    photos = np.asarray(photos, dtype=np.int64)
-    cost = np.empty(tiles.size, dtype=np.float32)
-    crop = np.zeros(tiles.size, dtype=np.uint8)
-    for start in range(0, tiles.size, chunk):
-        rows = features.tile_rows(tiles[start:start + chunk])
-        part = np.einsum("id,ikd->ik", rows, features.photos[photos[start:start + chunk]])
-        np.maximum(part, 0.0, out=part)
-        crop[start:start + chunk] = part.argmin(axis=1)
-        cost[start:start + chunk] = part.min(axis=1)
-    return cost, crop
 
 
 class BlockRunner:
@@ -397,7 +239,7 @@ def dask_client(address: str | None) -> Iterator[Any | None]:
     try:
         client = Client(address, timeout="20s", set_as_default=False)
     except (OSError, TimeoutError) as error:
-        raise MosaicError(f"--dask-address {address}: no Dask scheduler answered "
+        raise MosaicError(f"`dask_address` {address}: no Dask scheduler answered "
                           f"({error})") from error
     try:
         yield client

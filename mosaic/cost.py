@@ -1,9 +1,15 @@
-"""The photo x tile cost matrix: mean squared error between feature vectors.
+"""The photo x tile cost: mean squared error between feature vectors, in one kernel.
 
-``cost[t, p] = (|t|^2 + |p|^2 - 2 t . p) / D`` is one matrix product (BLAS). Features
-are centred on their common mean first, which leaves every distance unchanged but keeps
-float32 cancellation well below 1e-6 (the tests compare with
-``skimage.metrics.mean_squared_error`` pair by pair).
+``cost[t, p] = (|t|^2 + |p|^2 - 2 t . p) / D`` is one matrix product (BLAS) of augmented
+rows (:class:`Features`): ``[-2 w_t t / D, w_t |t|^2 / D, w_t / D]`` for the tile and
+``[p, 1, |p|^2]`` for the photo, so tile weights cost nothing and a block needs no
+elementwise pass but the clip at 0. Features are centred on their common mean first,
+which leaves every distance unchanged but keeps float32 cancellation well below 1e-6
+(the tests compare with ``skimage.metrics.mean_squared_error`` pair by pair).
+
+:func:`block_cost` (any tiles x any photos) and :func:`pair_cost` (listed pairs only) are
+the kernel; the dense :func:`cost_matrix` and :func:`mse_matrix` and the block scoring of
+:mod:`mosaic.blocks` all call them, so a pair costs the same on every path.
 
 When a photo has several crop candidates, its cost for a tile is the minimum over its
 candidates, and the winning candidate is returned too so rendering can use it.
@@ -12,10 +18,177 @@ candidates, and the winning candidate is returned too so rendering can use it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 ProgressFn = Callable[[int], None]
+#: Which tiles or photos: a slice or an array of indices.
+Index = slice | np.ndarray
+
+
+@dataclass(frozen=True)
+class Features:
+    """Tile and photo features centred on a common mean, ready for block scoring.
+
+    A weighted cost ``w_t (|t|^2 + |p|^2 - 2 t.p) / D`` is one matrix product of
+    augmented rows: ``[-2 w_t t / D, w_t |t|^2 / D, w_t / D]`` for the tile and
+    ``[p, 1, |p|^2]`` for the photo, so a block needs no elementwise passes but the clip
+    at 0.
+
+    Attributes
+    ----------
+    tiles : ndarray of float32, shape (T, D)
+        Centred tile features.
+    tile_sq : ndarray of float32, shape (T,)
+        Their squared norms.
+    photos : ndarray of float32, shape (P, K, D + 2)
+        Centred photo features (K crop candidates; K = 1 without candidates), each
+        followed by 1 and its squared norm.
+    """
+
+    tiles: np.ndarray
+    tile_sq: np.ndarray
+    photos: np.ndarray
+
+    @property
+    def n_tiles(self) -> int:
+        """Number of tiles T."""
+        return int(self.tiles.shape[0])
+
+    @property
+    def n_photos(self) -> int:
+        """Number of photos P."""
+        return int(self.photos.shape[0])
+
+    @property
+    def n_crops(self) -> int:
+        """Crop candidates per photo K."""
+        return int(self.photos.shape[1])
+
+    @property
+    def dims(self) -> int:
+        """Feature length D."""
+        return int(self.tiles.shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the features."""
+        return self.tiles.nbytes + self.tile_sq.nbytes + self.photos.nbytes
+
+    def tile_rows(self, tiles: Index, weights: np.ndarray | None = None) -> np.ndarray:
+        """Augmented tile rows ``[-2 w t / D, w |t|^2 / D, w / D]`` (float32)."""
+        part = self.tiles[tiles]
+        scale = np.full(part.shape[0], 1.0 / self.dims, dtype=np.float32)
+        if weights is not None:
+            scale *= np.asarray(weights, dtype=np.float32)
+        rows = np.empty((part.shape[0], self.dims + 2), dtype=np.float32)
+        np.multiply(part, (-2.0 * scale)[:, None], out=rows[:, :-2])
+        rows[:, -2] = self.tile_sq[tiles] * scale
+        rows[:, -1] = scale
+        return rows
+
+
+def prepare_features(tile_features: np.ndarray, photo_features: np.ndarray) -> Features:
+    """Centre tile and photo features on their common mean and augment them for scoring.
+
+    Parameters
+    ----------
+    tile_features : ndarray, shape (T, D)
+    photo_features : ndarray, shape (P, D) or (P, K, D)
+        One row per photo, or K crop candidates per photo.
+
+    Returns
+    -------
+    Features
+    """
+    if photo_features.ndim == 2:
+        photo_features = photo_features[:, None, :]
+    if tile_features.ndim != 2 or photo_features.ndim != 3:
+        raise ValueError(f"bad feature shapes {tile_features.shape}, {photo_features.shape}")
+    if tile_features.shape[1] != photo_features.shape[2]:
+        raise ValueError(f"feature lengths differ: tiles {tile_features.shape[1]}, "
+                         f"photos {photo_features.shape[2]}")
+    for name, array in (("tile", tile_features), ("photo", photo_features)):
+        if not np.issubdtype(array.dtype, np.floating):
+            raise ValueError(f"{name} features must be floating point, got {array.dtype}")
+    dims = tile_features.shape[1]
+    flat = photo_features.reshape(-1, dims)
+    mean = (tile_features.mean(axis=0, dtype=np.float64) * 0.5
+            + flat.mean(axis=0, dtype=np.float64) * 0.5).astype(np.float32)
+    tiles = np.ascontiguousarray(tile_features, dtype=np.float32) - mean
+    tile_sq = np.einsum("ij,ij->i", tiles, tiles, dtype=np.float64).astype(np.float32)
+    photos = np.empty((*photo_features.shape[:2], dims + 2), dtype=np.float32)
+    np.subtract(photo_features, mean, out=photos[..., :dims])
+    photos[..., dims] = 1.0
+    photos[..., dims + 1] = np.einsum("ijk,ijk->ij", photos[..., :dims], photos[..., :dims],
+                                      dtype=np.float64)
+    return Features(tiles, tile_sq, photos)
+
+
+
+def block_cost(features: Features, tiles: Index, photos: Index,
+               weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean squared error of some tiles against some photos, minimum over crop candidates.
+
+    Parameters
+    ----------
+    features : Features
+    tiles : slice or ndarray of int
+        Which tiles (rows).
+    photos : slice or ndarray of int
+        Which photos (columns).
+    weights : ndarray, optional
+        Multipliers of the selected tiles' rows (the weighted cost ``w_t c_tp``).
+
+    Returns
+    -------
+    cost : ndarray of float32, shape (t, p)
+        In [0, 1] (times the weights).
+    best_crop : ndarray of uint8, shape (t, p), or None
+        Winning crop candidate; None when photos have one candidate.
+    """
+    rows = features.tile_rows(tiles, weights)
+    photo_part = features.photos[photos]
+    n_photos, n_crops, width = photo_part.shape
+    cost = rows @ photo_part.reshape(-1, width).T
+    np.maximum(cost, 0.0, out=cost)
+    if n_crops == 1:
+        return cost, None
+    cube = cost.reshape(cost.shape[0], n_photos, n_crops)
+    winner = cube.argmin(axis=2)
+    best = np.take_along_axis(cube, winner[:, :, None], axis=2)[..., 0]
+    return np.ascontiguousarray(best), winner.astype(np.uint8)
+
+
+def pair_cost(features: Features, tiles: np.ndarray, photos: np.ndarray, chunk: int = 8192
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Cost and winning crop of the pairs ``(tiles[i], photos[i])`` only.
+
+    Parameters
+    ----------
+    features : Features
+    tiles, photos : ndarray of int, shape (n,)
+    chunk : int
+        Pairs per step (bounds the temporary memory).
+
+    Returns
+    -------
+    cost : ndarray of float32, shape (n,)
+    best_crop : ndarray of uint8, shape (n,)
+        0 when photos have one candidate.
+    """
+    tiles = np.asarray(tiles, dtype=np.int64)
+    photos = np.asarray(photos, dtype=np.int64)
+    cost = np.empty(tiles.size, dtype=np.float32)
+    crop = np.zeros(tiles.size, dtype=np.uint8)
+    for start in range(0, tiles.size, chunk):
+        rows = features.tile_rows(tiles[start:start + chunk])
+        part = np.einsum("id,ikd->ik", rows, features.photos[photos[start:start + chunk]])
+        np.maximum(part, 0.0, out=part)
+        crop[start:start + chunk] = part.argmin(axis=1)
+        cost[start:start + chunk] = part.min(axis=1)
+    return cost, crop
 
 
 def _check_features(name: str, features: np.ndarray, ndim: int) -> None:
@@ -40,25 +213,8 @@ def mse_matrix(tile_features: np.ndarray, photo_features: np.ndarray) -> np.ndar
     """
     _check_features("tile_features", tile_features, 2)
     _check_features("photo_features", photo_features, 2)
-    if tile_features.shape[1] != photo_features.shape[1]:
-        raise ValueError(
-            f"feature lengths differ: tiles {tile_features.shape[1]}, "
-            f"photos {photo_features.shape[1]}"
-        )
-    dims = tile_features.shape[1]
-    mean = (tile_features.mean(axis=0, dtype=np.float64) * 0.5
-            + photo_features.mean(axis=0, dtype=np.float64) * 0.5).astype(np.float32)
-    tiles = tile_features.astype(np.float32) - mean
-    photos = photo_features.astype(np.float32) - mean
-    tile_sq = np.einsum("ij,ij->i", tiles, tiles, dtype=np.float64).astype(np.float32)
-    photo_sq = np.einsum("ij,ij->i", photos, photos, dtype=np.float64).astype(np.float32)
-    cost = tiles @ photos.T
-    cost *= np.float32(-2.0)
-    cost += tile_sq[:, None]
-    cost += photo_sq[None, :]
-    cost *= np.float32(1.0 / dims)
-    np.maximum(cost, 0.0, out=cost)
-    return cost
+    return block_cost(prepare_features(tile_features, photo_features), slice(None),
+                      slice(None))[0]
 
 
 def cost_matrix(
@@ -90,20 +246,18 @@ def cost_matrix(
     if photo_features.ndim == 2:
         photo_features = photo_features[:, None, :]
     _check_features("photo_features", photo_features, 3)
-    n_photos, n_crops, dims = photo_features.shape
-    n_tiles = tile_features.shape[0]
+    _check_features("tile_features", tile_features, 2)
+    features = prepare_features(tile_features, photo_features)
+    n_tiles, n_photos = features.n_tiles, features.n_photos
     cost = np.empty((n_tiles, n_photos), dtype=np.float32)
-    best_crop = np.zeros((n_tiles, n_photos), dtype=np.uint8) if n_crops > 1 else None
+    best_crop = (np.zeros((n_tiles, n_photos), dtype=np.uint8) if features.n_crops > 1
+                 else None)
     for start in range(0, n_photos, block):
         stop = min(start + block, n_photos)
-        flat = photo_features[start:stop].reshape(-1, dims)
-        part = mse_matrix(tile_features, flat).reshape(n_tiles, stop - start, n_crops)
-        if best_crop is None:
-            cost[:, start:stop] = part[:, :, 0]
-        else:
-            winner = part.argmin(axis=2)
-            best_crop[:, start:stop] = winner
-            cost[:, start:stop] = np.take_along_axis(part, winner[:, :, None], axis=2)[..., 0]
+        part, part_crop = block_cost(features, slice(None), slice(start, stop))
+        cost[:, start:stop] = part
+        if best_crop is not None:
+            best_crop[:, start:stop] = part_crop
         if progress is not None:
             progress(stop - start)
     return cost, best_crop

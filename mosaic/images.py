@@ -157,6 +157,8 @@ def upright_size(
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, UnidentifiedImageError):  # its text names the reader, not the file
+        return "not an image format Pillow reads"
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 

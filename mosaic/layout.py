@@ -114,12 +114,12 @@ def parse_size(text: str) -> tuple[PosterSize, bool]:
     if not match:
         presets = ", ".join(POSTER_PRESETS_MM)
         raise MosaicError(
-            f"--size {text!r} is not understood: use a preset ({presets}) "
+            f"`size` {text!r} is not understood: use a preset ({presets}) "
             "or WIDTHxHEIGHT with a unit, e.g. 50x70cm, 24x36in, 6000x8000px"
         )
     width, height, unit = float(match[1]), float(match[2]), match[3].lower()
     if width <= 0 or height <= 0:
-        raise MosaicError(f"--size {text!r}: both sides must be greater than zero")
+        raise MosaicError(f"`size` {text!r}: both sides must be greater than zero")
     if unit == "px":
         return PosterSize(width, height, "px", key), False
     scale = MM_PER_UNIT[unit]
@@ -137,7 +137,7 @@ def parse_grid(text: str) -> tuple[int, int]:
     match = _GRID_PATTERN.match(text)
     if not match or int(match[1]) < 1 or int(match[2]) < 1:
         raise MosaicError(
-            f"--grid {text!r} is not understood: use ROWSxCOLS with positive whole numbers,"
+            f"`grid` {text!r} is not understood: use ROWSxCOLS with positive whole numbers,"
             " e.g. 40x30"
         )
     return int(match[1]), int(match[2])
@@ -194,7 +194,7 @@ def choose_grid(
 def tiles_to_grid(tiles: int, aspect: float) -> tuple[int, int]:
     """The grid for a requested tile count (``--tiles N``): at most N tiles, best aspect."""
     if tiles < 1:
-        raise MosaicError(f"--tiles {tiles}: must be at least 1")
+        raise MosaicError(f"`tiles` {tiles}: must be at least 1")
     return choose_grid(tiles, aspect)
 
 
@@ -334,13 +334,13 @@ def plan_layout(
         rows, cols = grid
         if rows * cols > photos:
             raise MosaicError(
-                f"--grid {rows}x{cols} needs {rows * cols} distinct photos but only "
+                f"`grid` {rows}x{cols} needs {rows * cols} distinct photos but only "
                 f"{photos} are available; use a smaller grid or add photos"
             )
     else:
         if tiles is not None and tiles > photos:
             raise MosaicError(
-                f"--tiles {tiles} needs {tiles} distinct photos but only {photos} are available"
+                f"`tiles` {tiles} needs {tiles} distinct photos but only {photos} are available"
             )
         rows, cols = choose_grid(tiles if tiles is not None else photos, aspect)
     if tile_px is None:
@@ -349,13 +349,13 @@ def plan_layout(
             tile_px = min(pixels[0] // cols, pixels[1] // rows)
             if tile_px < 1:
                 raise MosaicError(
-                    f"--size {poster.label} at {dpi} dpi gives less than one pixel per tile"
+                    f"`size` {poster.label} at {dpi} dpi gives less than one pixel per tile"
                     f" for a {rows}x{cols} grid"
                 )
         else:
             tile_px = default_tile_px
     if tile_px < 1:
-        raise MosaicError(f"--tile-px {tile_px}: must be at least 1")
+        raise MosaicError(f"`tile_px` {tile_px}: must be at least 1")
     crop = crop_to_aspect(width, height, cols / rows, centre)
     label = poster.label if poster is not None else None
     return Layout(rows, cols, tile_px, crop, (width, height), label)

@@ -283,7 +283,7 @@ def build_library(
         No photo could be read.
     """
     if not 1 <= crops <= 7:
-        raise MosaicError(f"--crops {crops}: choose between 1 and 7 crop candidates")
+        raise MosaicError(f"`crops` {crops}: choose between 1 and 7 crop candidates")
     hashed = [(Path(p), h) for p, h in photos]
     workers = workers or os.cpu_count() or 1
     library = PhotoLibrary(records=[], thumbs=np.zeros((0, crops, feature_size,

@@ -1,59 +1,244 @@
-"""The options of a build, as one plain dataclass (shared by the CLI and the flow)."""
+"""A build's options, validated in one place for the command line and the deployments.
+
+:class:`BuildOptions` is a pydantic model: the ``mosaic build`` command builds one from
+its flags, and a deployment of the build flow takes one as its parameter, so the Prefect
+UI draws a form for it (with the choices and bounds below) and refuses bad values before
+a worker starts. Messages name parameters in backticks (see :mod:`mosaic.errors`).
+
+The stages take small frozen views of it (:class:`LayoutRequest`, :class:`WeightRequest`,
+:class:`ScaleRequest`), so a stage's cache key holds only what changes its output.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
-from mosaic.errors import MosaicError
-from mosaic.features import METRICS
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mosaic.blocks import default_max_memory, parse_memory
+from mosaic.errors import MosaicError, options_error
 from mosaic.images import DEFAULT_MAX_PIXELS
-from mosaic.steps import METHODS, LayoutRequest, WeightRequest
-from mosaic.steps_scale import ScaleRequest
+from mosaic.importance import (
+    DEFAULT_FACE_WEIGHT,
+    DEFAULT_FALLOFF,
+    DEFAULT_PERSON_WEIGHT,
+    check_segmenter,
+)
+from mosaic.layout import Layout, parse_grid, parse_size, plan_layout
 
-
-@dataclass
-class BuildOptions:
-    """Everything a build needs; the CLI checks the values before a run starts."""
-
-    photos: str
-    target: str
-    out: str
-    workdir: str
-    metrics: str
-    layout: LayoutRequest = field(default_factory=LayoutRequest)
-    weighting: WeightRequest = field(default_factory=WeightRequest)
-    scale: ScaleRequest = field(default_factory=ScaleRequest)
-    method: str = "auto"
-    metric: str = "lab"
-    feature_size: int = 16
-    crops: int = 7
-    compare: bool = True
-    max_pixels: int = DEFAULT_MAX_PIXELS
-
-
+DEFAULT_CROPS = 7
+"""Seven crop candidates beat phomo's optimal mode on tile error and SSIM on every shared
+target (benchmarks/bench_peers.py); one crop loses SSIM on four of five."""
 MAX_CROPS = 7
 """Crop candidates per photo at most (the centre, both ends, four zoomed corners)."""
+DEFAULT_FEATURE_SIZE = 16
+"""Scoring resolution: photos and tiles are compared as 16 x 16 pixels."""
+RUNS = Path("mosaic-runs")
+"""Where run folders go by default (relative to the working folder)."""
+ACCOUNT = "{username}"
+"""In a path: the run's Instagram account (``instagram``), so one deployment serves many."""
+USERNAME = re.compile(r"^[A-Za-z0-9._]{1,30}$")
+
+Method = Literal["auto", "optimal", "regional", "greedy", "lp", "lp-pulp"]
+"""The names of :data:`mosaic.assign.methods.REGISTRY` (a test keeps the two equal)."""
+WeightMode = Literal["faces+people", "faces", "people", "none"]
+Segmenter = Literal["mediapipe", "pointrend"]
 
 
-def check_choices(method: str, metric: str, crops: int, prefix: str = "--") -> None:
-    """Fail on an unknown method or metric, or a crop count out of range.
+@dataclass(frozen=True)
+class LayoutRequest:
+    """How the grid and the output size are chosen (all optional)."""
 
-    Parameters
-    ----------
-    method, metric, crops
-        As ``mosaic build`` takes them.
-    prefix : str
-        Put before the option names in messages ("--" for the command line, "" for
-        deployment parameters).
+    grid: str | None = None
+    tiles: int | None = None
+    size: str | None = None
+    dpi: float | None = None
+    tile_px: int | None = None
+
+    def plan(self, target_size: tuple[int, int], photos: int) -> Layout:
+        """The grid, tile size and target crop for a target of ``target_size`` pixels."""
+        poster, preset = parse_size(self.size) if self.size else (None, False)
+        return plan_layout(
+            target_size, photos, grid=parse_grid(self.grid) if self.grid else None,
+            tiles=self.tiles, poster=poster, poster_is_preset=preset, dpi=self.dpi,
+            tile_px=self.tile_px)
+
+
+@dataclass(frozen=True)
+class WeightRequest:
+    """How tiles are weighted: which classes count, how much, and the fall-off."""
+
+    mode: str = "faces+people"
+    face_weight: float = DEFAULT_FACE_WEIGHT
+    person_weight: float = DEFAULT_PERSON_WEIGHT
+    falloff: float = DEFAULT_FALLOFF
+    segmenter: str = "mediapipe"
+    pointrend_config: str | None = None
+    pointrend_weights: str | None = None
+
+
+@dataclass(frozen=True)
+class ScaleRequest:
+    """How large problems run: the memory budget, the regions and where Dask runs."""
+
+    max_memory: str | None = None
+    regions: int | None = None
+    dask_address: str | None = None
+
+    def budget(self) -> int:
+        """The memory budget in bytes (default: a third of the RAM, at most 8 GB)."""
+        return parse_memory(self.max_memory) if self.max_memory else default_max_memory()
+
+
+class BuildOptions(BaseModel):
+    """Everything a build needs. Relative paths are relative to the working folder."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    target: str = Field(description="The picture the mosaic reproduces.")
+    out: str = Field(description="The mosaic: .jpg, .png, .tif or .webp. {username} is the "
+                     "account of `instagram`.")
+    photos: str | None = Field(None, description="Folder of photos (searched recursively).")
+    instagram: str | None = Field(None, description="Use the photos saved for this Instagram "
+                                  "account (mosaic-runs/instagram-NAME/photos) instead.")
+    workdir: str | None = Field(None, description="Run folder (default mosaic-runs/<target "
+                                "name>): intermediate files, metrics.json and the report.")
+    metrics: str | None = Field(None, description="Where metrics.json goes (default: in the "
+                                "run folder).")
+    grid: str | None = Field(None, description="ROWSxCOLS, e.g. 40x30.")
+    tiles: int | None = Field(None, ge=1, description="Number of tiles wanted.")
+    size: str | None = Field(None, description="Poster size: A4..A0, 50x70cm, 24x36in, "
+                             "6000x8000px...")
+    dpi: float | None = Field(None, ge=1, le=2400, description="Print resolution for size.")
+    tile_px: int | None = Field(None, ge=1, le=4096, description="Tile side in pixels "
+                                "(default 100, or what size and dpi give).")
+    method: Method = Field("auto", description="auto picks optimal while the matrix fits "
+                           "max_memory, else regional.")
+    metric: Literal["lab", "rgb"] = Field("lab", description="Colour space of the scores.")
+    crops: int = Field(DEFAULT_CROPS, ge=1, le=MAX_CROPS,
+                       description="Square crop candidates per photo (1 = centre only).")
+    feature_size: int = Field(DEFAULT_FEATURE_SIZE, ge=2, le=64,
+                              description="Scoring resolution (s x s).")
+    compare: bool = Field(True, description="Also solve greedily (and unweighted) and "
+                          "compare in the report.")
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1,
+                            description="Refuse images with more pixels (decompression bombs).")
+    weights: WeightMode = Field("faces+people", description="Which tiles get the best photos.")
+    face_weight: float = Field(DEFAULT_FACE_WEIGHT, ge=1, allow_inf_nan=False)
+    person_weight: float = Field(DEFAULT_PERSON_WEIGHT, ge=1, allow_inf_nan=False)
+    falloff: float = Field(DEFAULT_FALLOFF, ge=0, allow_inf_nan=False,
+                           description="How far weights reach beyond faces and people, in "
+                           "tiles.")
+    segmenter: Segmenter = "mediapipe"
+    pointrend_config: str | None = None
+    pointrend_weights: str | None = None
+    max_memory: str | None = Field(None, description="Memory budget, e.g. 4GB (default: a "
+                                   "third of the RAM, at most 8 GB).")
+    regions: int | None = Field(None, ge=1, description="Regions of the regional method.")
+    dask_address: str | None = Field(None, description="A Dask scheduler, e.g. "
+                                     "tcp://scheduler:8786 (default: local threads).")
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_grid(value)
+        return value
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_size(value)
+        return value
+
+    @field_validator("max_memory")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_memory(value)
+        return value
+
+    @field_validator("instagram")
+    @classmethod
+    def _account(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        name = value.strip().removeprefix("@")
+        if not USERNAME.match(name):
+            raise MosaicError(f"`instagram` {value!r} is not an Instagram user name (1-30 "
+                              "letters, digits, '.' and '_')")
+        return name
+
+    @field_validator("dask_address")
+    @classmethod
+    def _dask(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise MosaicError(f"`dask_address` {value!r}: give a scheduler address such as "
+                              "tcp://scheduler:8786")
+        return value
+
+    @model_validator(mode="after")
+    def _together(self) -> BuildOptions:
+        if self.grid is not None and self.tiles is not None:
+            raise MosaicError("give `grid` or `tiles`, not both")
+        if self.dpi is not None and self.size is None:
+            raise MosaicError("`dpi` needs `size` (a physical poster size)")
+        if self.photos is None and self.instagram is None:
+            raise MosaicError("give `photos` (a folder) or `instagram` (an account)")
+        if self.weights != "none":
+            check_segmenter(self.segmenter, self.pointrend_config, self.pointrend_weights)
+        for name in ("out", "workdir", "metrics"):
+            value = getattr(self, name)
+            if value is not None and ACCOUNT in value and self.instagram is None:
+                raise MosaicError(f"`{name}` {value!r} names {ACCOUNT} but this build has no "
+                                  "Instagram account (`instagram`)")
+        return self
+
+    @property
+    def layout(self) -> LayoutRequest:
+        """The grid and size options, for the target stage."""
+        return LayoutRequest(self.grid, self.tiles, self.size, self.dpi, self.tile_px)
+
+    @property
+    def weighting(self) -> WeightRequest:
+        """The tile-weight options, for the detection and weights stages."""
+        return WeightRequest(self.weights, self.face_weight, self.person_weight, self.falloff,
+                             self.segmenter, self.pointrend_config, self.pointrend_weights)
+
+    @property
+    def scale(self) -> ScaleRequest:
+        """The memory, region and cluster options, for the assignment stage."""
+        return ScaleRequest(self.max_memory, self.regions, self.dask_address)
+
+    def resolved(self) -> BuildOptions:
+        """These options with every path filled in.
+
+        The photos of ``instagram``, the account in the paths, the default run folder
+        and metrics file.
+        """
+        def account(path: str) -> str:
+            return path.replace(ACCOUNT, self.instagram) if self.instagram else path
+
+        photos = self.photos or str(RUNS / f"instagram-{self.instagram}" / "photos")
+        workdir = account(self.workdir) if self.workdir else str(RUNS / Path(self.target).stem)
+        metrics = account(self.metrics) if self.metrics else str(Path(workdir) / "metrics.json")
+        return self.model_copy(update={"photos": account(photos), "out": account(self.out),
+                                       "workdir": workdir, "metrics": metrics})
+
+
+def build_options(**values: object) -> BuildOptions:
+    """:class:`BuildOptions` from keyword values; any problem is a :class:`MosaicError`.
 
     Raises
     ------
     MosaicError
-        One line naming the bad value and the choices.
+        The first value that cannot work, naming its parameter.
     """
-    if method not in METHODS:
-        raise MosaicError(f"{prefix}method {method!r}: choose one of {', '.join(METHODS)}")
-    if metric not in METRICS:
-        raise MosaicError(f"{prefix}metric {metric!r}: choose one of {', '.join(METRICS)}")
-    if not 1 <= crops <= MAX_CROPS:
-        raise MosaicError(f"{prefix}crops {crops}: choose between 1 and {MAX_CROPS}")
+    try:
+        return BuildOptions(**values)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise options_error(error, "a build") from None

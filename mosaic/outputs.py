@@ -133,7 +133,7 @@ def check_replaceable(path: str | os.PathLike[str], what: str) -> None:
                           "alone: remove it or choose another name")
 
 
-def check_output_format(path: str | os.PathLike[str], what: str = "--out") -> str:
+def check_output_format(path: str | os.PathLike[str], what: str = "`out`") -> str:
     """The Pillow format of an output path, once it has written and read back an image.
 
     Raises
@@ -175,15 +175,15 @@ def check_output_pixels(width: int, height: int, fmt: str, memory_budget: int,
     limit = MAX_SIDE[fmt]
     if max(width, height) > limit:
         raise MosaicError(f"{what} would be {width:,} x {height:,} px, over {fmt}'s limit of "
-                          f"{limit:,} px a side; lower --dpi, --tile-px or --size, or use "
+                          f"{limit:,} px a side; lower `dpi`, `tile_px` or `size`, or use "
                           ".tif")
     needed = render_bytes(width, height)
     if needed > memory_budget:
         raise MosaicError(f"{what} would be {width:,} x {height:,} px "
                           f"({width * height / 1e6:,.0f} MP): rendering it needs about "
                           f"{needed / 1e9:,.1f} GB of memory, over the budget of "
-                          f"{memory_budget / 1e9:,.1f} GB; lower --dpi, --tile-px or --size, "
-                          "or raise --max-memory")
+                          f"{memory_budget / 1e9:,.1f} GB; lower `dpi`, `tile_px` or `size`, "
+                          "or raise `max_memory`")
 
 
 def render_bytes(width: int, height: int) -> int:
@@ -261,7 +261,7 @@ def _writable(folder: Path) -> None:
         forget_temporary(probe)
 
 
-def prepare_run_folder(path: str | os.PathLike[str], what: str = "--workdir") -> Path:
+def prepare_run_folder(path: str | os.PathLike[str], what: str = "`workdir`") -> Path:
     """Create or adopt a run folder and check that it can be written.
 
     Parameters
@@ -357,7 +357,7 @@ def _acquire(lock_path: str) -> int:
             folder = Path(lock_path).parent
             raise MosaicError(f"run folder {folder} is in use by another build (pid "
                               f"{holder}); wait for it to finish or give another "
-                              "--workdir") from None
+                              "`workdir`") from None
         raise
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
@@ -390,4 +390,4 @@ def check_room(planned: dict[Path, int]) -> None:
         if needed > free:
             raise MosaicError(f"not enough disk space in {folder}: this build writes about "
                               f"{needed / 1e6:,.0f} MB there but {free / 1e6:,.0f} MB are "
-                              "free; free some space or choose another --workdir or --out")
+                              "free; free some space or choose another `workdir` or `out`")

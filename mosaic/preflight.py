@@ -24,9 +24,8 @@ from mosaic.outputs import (
     check_room,
     prepare_run_folder,
 )
+from mosaic.pipeline.assign import plan as plan_assignment
 from mosaic.sources.folder import scan_photo_folder
-from mosaic.steps import DENSE_METHODS
-from mosaic.steps_scale import choose_assignment
 
 REPORT_BYTES = 8_000_000
 """Room for the report, its pictures and Prefect's small result files."""
@@ -106,20 +105,22 @@ def check_build(options: BuildOptions) -> BuildPlan:
     MosaicError
         Anything that would make the build fail or replace a file of the user's.
     """
-    photos = scan_photo_folder(options.photos, warn=False)  # the build warns when it lists
+    options = options.resolved()
+    photos = scan_photo_folder(str(options.photos), warn=False)  # the build warns when it lists
     files = photos.files
     target_size = check_target(options)
-    out, metrics, workdir = Path(options.out), Path(options.metrics), Path(options.workdir)
-    for path, what in ((out, "--out"), (metrics, "--metrics")):
+    out, metrics = Path(options.out), Path(str(options.metrics))
+    workdir = Path(str(options.workdir))
+    for path, what in ((out, "`out`"), (metrics, "`metrics`")):
         if path.is_dir():
             raise MosaicError(f"{what} {path} is a folder; give a file name")
-    for path, what in ((workdir, "--workdir"), (out, "--out"), (metrics, "--metrics")):
+    for path, what in ((workdir, "`workdir`"), (out, "`out`"), (metrics, "`metrics`")):
         check_apart(path, what, options.target, photos)
-    check_replaceable(out, "--out")
-    check_replaceable(metrics, "--metrics")
+    check_replaceable(out, "`out`")
+    check_replaceable(metrics, "`metrics`")
     output_format = check_output_format(out)
     run_dir = prepare_run_folder(workdir)
-    for path, what in ((out, "--out"), (metrics, "--metrics")):
+    for path, what in ((out, "`out`"), (metrics, "`metrics`")):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -127,12 +128,14 @@ def check_build(options: BuildOptions) -> BuildPlan:
                               f"({exc.strerror or exc})") from None
     layout = options.layout.plan(target_size, len(files))
     width, height = layout.output_size
+    # The photo files bound the distinct photos from above: a budget enough for them is
+    # enough for the build (the flow checks again with the exact count).
+    plan = plan_assignment(options.method, layout.tiles, len(files), options.crops,
+                           options.feature_size, options.scale)
     check_output_pixels(width, height, output_format, options.scale.budget())
-    plan = choose_assignment(options.method, layout.tiles, len(files), options.crops,
-                             options.feature_size, options.scale, check_minimum=False)
     planned = {run_dir: REPORT_BYTES
                + library_bytes(len(files), options.crops, options.feature_size)}
-    if plan["method"] in DENSE_METHODS:
+    if plan.dense:
         per_pair = 4 + (1 if options.crops > 1 else 0)
         planned[run_dir] += per_pair * layout.tiles * len(files)
     out_folder = out.parent.resolve()

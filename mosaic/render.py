@@ -89,7 +89,7 @@ def save_image(image: Image.Image, out: Path, dpi: float | None = None) -> None:
     fmt = check_output_format(out)
     width, height = image.size
     check_output_pixels(width, height, fmt, memory_budget=2**63)
-    check_replaceable(out, "--out")
+    check_replaceable(out, "`out`")
     options: dict[str, object] = {"exif": image_exif()}
     if fmt == "JPEG":
         options.update(quality=JPEG_QUALITY, subsampling=0, optimize=True)

@@ -1,1 +1,1 @@
-"""Prefect tasks: thin wrappers around ``mosaic.steps`` adding caching, retries and logs."""
+"""Prefect tasks: thin wrappers around :mod:`mosaic.pipeline` adding caching and retries."""

@@ -27,9 +27,11 @@ from prefect.events import emit_event
 from prefect.exceptions import ObjectNotFound
 from prefect.tasks import exponential_backoff
 
-from mosaic.sources import instagram_web, manifest
-from mosaic.sources.download import is_retryable, stop_requested
-from mosaic.sources.instagram_web import ScrapeSettings
+from mosaic.sources import manifest
+from mosaic.sources.download.errors import is_retryable
+from mosaic.sources.download.stop import stop_requested
+from mosaic.sources.instagram import post, profile, urls
+from mosaic.sources.instagram.settings import ScrapeSettings
 
 log = logging.getLogger("mosaic.scrape")
 
@@ -129,9 +131,9 @@ def retry_on_network_faults(task: Task[..., Any], task_run: TaskRun, state: Stat
       cache_policy=NO_CACHE, persist_result=False)
 def list_posts(username: str, settings: ScrapeSettings, workdir: str, max_posts: int | None,
                host_limit: str | None = None) -> dict[str, Any]:
-    """Scroll the profile and list its posts; see ``instagram_web.list_profile_posts``."""
+    """Scroll the profile and list its posts; see ``profile.list_profile_posts``."""
     take_slot(host_limit)
-    listing = instagram_web.list_profile_posts(username, settings, workdir, max_posts)
+    listing = profile.list_profile_posts(username, settings, workdir, max_posts)
     return {"posts": list(listing.posts), "reels": list(listing.reels),
             "expected": listing.expected, "scrolls": listing.scrolls}
 
@@ -142,7 +144,7 @@ def list_posts(username: str, settings: ScrapeSettings, workdir: str, max_posts:
       task_run_name="scrape-post-{post_url}")
 def scrape_post(post_url: str, out_dir: str, settings: ScrapeSettings, run_key: str,
                 host_limit: str | None = None) -> dict[str, Any]:
-    """Fetch one post and save its images; see ``instagram_web.scrape_post``."""
-    if manifest.finished_entry(out_dir, instagram_web.post_code(post_url)) is None:
+    """Fetch one post and save its images; see ``post.scrape_post``."""
+    if manifest.finished_entry(out_dir, urls.post_code(post_url)) is None:
         take_slot(host_limit)  # a post the folder already holds loads no page
-    return instagram_web.scrape_post(post_url, out_dir, settings, run_key)
+    return post.scrape_post(post_url, out_dir, settings, run_key)

@@ -3,9 +3,20 @@ import itertools
 import numpy as np
 import pytest
 
+from mosaic.assign import lp
+from mosaic.assign.auto import BY_SIZE, choose_method
 from mosaic.assign.exact import assign_optimal
 from mosaic.assign.greedy import assign_greedy
 from mosaic.assign.lp import assign_lp_highs, assign_lp_pulp
+from mosaic.assign.methods import (
+    DENSE_METHODS,
+    METHOD_NAMES,
+    REGISTRY,
+    SIZED_METHODS,
+    get_method,
+    solve_dense,
+)
+from mosaic.assign.regional import assign_regional
 from mosaic.errors import MosaicError
 
 
@@ -67,7 +78,7 @@ def test_too_few_photos_is_a_clear_error():
 
 
 def test_lp_refuses_huge_problems():
-    with pytest.raises(MosaicError, match="use --method optimal"):
+    with pytest.raises(MosaicError, match="use method optimal"):
         assign_lp_highs(np.zeros((2001, 2001), np.float32))
 
 
@@ -99,3 +110,60 @@ def test_banded_greedy_equals_a_full_sort(seed):
     if seed % 2:
         cost = np.round(cost * 6) / 6  # ties broken by (tile, photo) index
     np.testing.assert_array_equal(assign_greedy(cost).photo_of_tile, _full_sort_greedy(cost))
+
+
+# The method registry
+
+
+def test_registry_names_and_groups():
+    assert METHOD_NAMES == ("auto", "optimal", "regional", "greedy", "lp", "lp-pulp")
+    assert DENSE_METHODS == ("optimal", "greedy", "lp", "lp-pulp")
+    assert SIZED_METHODS == ("auto", "optimal", "regional") == BY_SIZE
+
+
+def test_the_options_offer_the_registry_methods():
+    from typing import get_args
+
+    from mosaic.options import Method
+
+    assert get_args(Method) == METHOD_NAMES
+    assert all(REGISTRY[name].dense for name in DENSE_METHODS)
+    assert REGISTRY["regional"].needs == "features" and REGISTRY["auto"].needs == "size"
+    assert not REGISTRY["greedy"].proven_bound
+    assert all(m.proven_bound for name, m in REGISTRY.items() if name != "greedy")
+    assert all(m.weights for m in REGISTRY.values())
+    assert REGISTRY["lp"].max_pairs == REGISTRY["lp-pulp"].max_pairs == lp.MAX_LP_VARIABLES
+    assert REGISTRY["optimal"].max_pairs is None
+
+
+def test_registry_solvers_are_the_methods():
+    assert REGISTRY["optimal"].solver is assign_optimal
+    assert REGISTRY["greedy"].solver is assign_greedy
+    assert REGISTRY["lp"].solver is assign_lp_highs
+    assert REGISTRY["lp-pulp"].solver is assign_lp_pulp
+    assert REGISTRY["regional"].solver is assign_regional
+    assert REGISTRY["auto"].solver is choose_method
+    assert REGISTRY["auto"].solver(100, 200, max_memory=10**9).method == "optimal"
+
+
+@pytest.mark.parametrize("name", ["optimal", "greedy", "lp", "lp-pulp"])
+def test_solve_dense_runs_the_named_method(name):
+    rng = np.random.default_rng(9)
+    cost = rng.random((7, 9)).astype(np.float32)
+    weights = rng.uniform(1, 3, 7)
+    got = solve_dense(name, cost, weights)
+    want = REGISTRY[name].solver(cost, weights)
+    np.testing.assert_array_equal(got.photo_of_tile, want.photo_of_tile)
+    assert got.objective == want.objective and got.status == want.status
+    assert got.method == ("lp" if name.startswith("lp") else name)
+
+
+@pytest.mark.parametrize("name", ["regional", "auto", "nope"])
+def test_solve_dense_refuses_other_methods(name):
+    with pytest.raises(MosaicError, match="choose one of optimal, greedy, lp, lp-pulp"):
+        solve_dense(name, np.zeros((2, 2)))
+    if name == "nope":
+        with pytest.raises(MosaicError, match="choose one of auto, optimal, regional, greedy"):
+            get_method(name)
+    else:
+        assert get_method(name).name == name

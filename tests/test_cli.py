@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from PIL import Image
-from typer.testing import CliRunner
 
-from flows.cli import app
+from cli.main import command as app
 from tests.conftest import ROOT, SAMPLE_PHOTOS
 
 
@@ -29,7 +29,7 @@ def _subprocess_build(*args: str) -> subprocess.CompletedProcess:
     from prefect.settings import PREFECT_API_URL
 
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
-    return subprocess.run([sys.executable, "-m", "flows.cli", "build", *args, "--quiet"],
+    return subprocess.run([sys.executable, "-m", "cli", "build", *args, "--quiet"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -11,11 +11,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
-import typer
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
-from flows.cli_sources import fetch_instagram_photos, import_app, scrape_app
+from cli.scrape import fetch_instagram_photos
 from mosaic.errors import MosaicError
 from mosaic.files import sha256_bytes
 from mosaic.sources import manifest
@@ -26,27 +26,14 @@ from tests.fixtures.logs import captured_logs, restored_mosaic_logger
 
 ROOT = Path(__file__).resolve().parents[1]
 
-RUN_MOSAIC = """
-from flows import cli
-from flows.cli_sources import import_app, scrape_app
-
-if "scrape" not in {group.name for group in cli.app.registered_groups}:
-    cli.app.add_typer(scrape_app, name="scrape")
-    cli.app.add_typer(import_app, name="import")
-cli.main()
-"""
-"""Runs `mosaic`, with the scrape and import commands registered if cli.py does not yet."""
+RUN_MOSAIC = "from cli.main import main; main()"
+"""Runs `mosaic`."""
 
 
-def _app() -> typer.Typer:
-    from flows import cli
+def _app() -> click.Command:
+    from cli.main import command
 
-    if "scrape" in {group.name for group in cli.app.registered_groups}:
-        return cli.app
-    app = typer.Typer()
-    app.add_typer(scrape_app, name="scrape")
-    app.add_typer(import_app, name="import")
-    return app
+    return command
 
 
 @pytest.fixture
@@ -182,7 +169,7 @@ def test_fetch_for_build_uses_what_it_could_save(prefect_api, tmp_path, monkeypa
                                          [site.image_host], None, None, 0.0)
         assert out == tmp_path / "photos" and list(out.glob("*.jpg"))
         assert any("building with the" in r.getMessage() for r in records)
-        with pytest.raises(MosaicError, match="log in and pass --cookies"):
+        with pytest.raises(MosaicError, match="log in and pass cookies"):
             fetch_instagram_photos(site.username, tmp_path / "empty", site.base_url,
                                    [site.image_host], None, None, 0.0)
 
@@ -222,7 +209,7 @@ def test_a_full_disk_under_the_photos_is_one_line_and_exit_2(prefect_api, tmp_pa
         from prefect.settings import PREFECT_API_URL
 
         env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PYTHONPATH": str(ROOT)}
-        command = [str(disk), sys.executable, "-m", "flows.cli", "scrape", "posts", "urls.txt",
+        command = [str(disk), sys.executable, "-m", "cli", "scrape", "posts", "urls.txt",
                    "--out", str(disk / "photos"), "--workdir", str(tmp_path / "run"),
                    *_site_args(site)]
         result = in_mount_namespace("size=12k", command, env, timeout=240, cwd=tmp_path)

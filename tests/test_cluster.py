@@ -86,7 +86,7 @@ def _build(photos: Path, tmp_path: Path, name: str, *extra: str) -> dict:
     metrics = tmp_path / name / "metrics.json"
     target = SAMPLE_PHOTOS[0].parents[1] / "targets" / "obama.jpg"
     result = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "build", "--photos", str(photos), "--target",
+        [sys.executable, "-m", "cli", "build", "--photos", str(photos), "--target",
          str(target), "--out", str(tmp_path / name / "mosaic.jpg"), "--workdir",
          str(tmp_path / name / "work"), "--metrics", str(metrics), *BUILD, *extra],
         cwd=ROOT, env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from skimage.metrics import mean_squared_error
 
-from mosaic.cost import cost_matrix, mse_matrix
+from mosaic.cost import block_cost, cost_matrix, mse_matrix, pair_cost, prepare_features
 from mosaic.features import scaled_lab, to_features
 
 
@@ -46,6 +46,25 @@ def test_blocks_equal_dense_and_crops_take_the_minimum():
     np.testing.assert_array_equal(best, per_crop.argmin(axis=2))
     single, _ = cost_matrix(tiles, photos[:, 0], block=4096)
     np.testing.assert_allclose(single, per_crop[:, :, 0], atol=1e-6)
+
+
+def test_dense_path_is_the_block_kernel():
+    """cost_matrix and mse_matrix are the block kernel on the prepared features, bit for bit."""
+    rng = np.random.default_rng(3)
+    tiles = rng.random((25, 48), dtype=np.float32)
+    photos = rng.random((40, 3, 48), dtype=np.float32)
+    features = prepare_features(tiles, photos)
+    cost, best = cost_matrix(tiles, photos)
+    want, want_best = block_cost(features, slice(None), slice(None))
+    np.testing.assert_array_equal(cost, want)
+    np.testing.assert_array_equal(best, want_best)
+    single = prepare_features(tiles, photos[:, 1])
+    np.testing.assert_array_equal(mse_matrix(tiles, photos[:, 1]),
+                                  block_cost(single, slice(None), slice(None))[0])
+    # The same pairs scored one by one: the same formula, up to float32 rounding.
+    t, p = np.divmod(np.arange(25 * 40), 40)
+    pairs, _ = pair_cost(features, t, p)
+    np.testing.assert_allclose(pairs, cost.ravel(), atol=1e-6, rtol=0)
 
 
 def test_progress_is_reported_per_block():

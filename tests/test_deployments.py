@@ -21,21 +21,23 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-import typer
 import yaml
+from click.testing import CliRunner
 from PIL import Image
-from typer.testing import CliRunner
 
-from flows.deployed import cookies_file, for_account, parameter_sets, scrape_request
+from flows.parameter_sets import parameter_sets
 from mosaic.errors import MosaicError
 from mosaic.files import sha256_bytes
+from mosaic.options import BuildOptions
+from mosaic.sources.instagram.options import ScrapeOptions, for_account, scrape_options
+from tasks.cookies import cookies_file
 from tests.fixtures.fake_instagram import FakeInstagram, make_posts
 from tests.fixtures.logs import restored_mosaic_logger
 from tests.fixtures.prefect_service import PREFECT, ROOT, PrefectService, service_for_module
 
 PARAMS = ROOT / "deployments" / "params"
 DEPLOYMENTS = {"scrape-instagram/nightly", "build-mosaic/weekly", "build-mosaic/on-demand"}
-TEMPLATE = re.compile(r"^\{\{ sets\.(?P<set>\w+)\.(?P<key>\w+) \}\}$")
+WHOLE_SET = re.compile(r"^\{\{ sets\.(?P<set>\w+) \}\}$")
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +61,15 @@ def test_prefect_yaml_takes_every_parameter_from_its_set():
     used = set()
     for deployment in config["deployments"]:
         assert deployment["work_pool"]["name"] == "mosaic"
-        assert deployment["entrypoint"].startswith("flows/deployed.py:")
-        names = {TEMPLATE.match(value)["set"] for value in deployment["parameters"].values()}
-        assert len(names) == 1, deployment["name"]
-        (name,) = names
+        # Each flow itself, its one parameter the whole set (validated as the UI does).
+        model = {"flows/build_mosaic.py:build_mosaic": BuildOptions,
+                 "flows/scrape_instagram.py:scrape_instagram": ScrapeOptions
+                 }[deployment["entrypoint"]]
+        (name,) = [WHOLE_SET.match(deployment["parameters"]["options"])["set"]]
+        assert set(deployment["parameters"]) == {"options"}
+        model(**{key: "someone" if value == "{username}" else value
+                 for key, value in sets[name].items()})
         used.add(name)
-        keys = {TEMPLATE.match(value)["key"] for value in deployment["parameters"].values()}
-        assert keys == set(sets[name]), f"{deployment['name']}: prefect.yaml vs {name}.yaml"
         for schedule in deployment["schedules"]:
             assert schedule["active"] == f"{{{{ sets.complete.{name} }}}}"
     assert used == set(sets)
@@ -91,15 +95,16 @@ def test_parameter_sets_fill_in_the_account():
 
 
 def test_paths_follow_the_account_of_the_run(tmp_path):
-    request = scrape_request("other.one", str(tmp_path / "instagram-{username}" / "photos"),
-                             str(tmp_path / "work-{username}"), None, 0.0,
-                             "http://127.0.0.1:9", ["127.0.0.1:9"], 0, 0.1, 1)
-    assert request.out_dir == str(tmp_path / "instagram-other.one" / "photos")
-    assert request.workdir == str(tmp_path / "work-other.one")
-    assert request.username == "other.one" and request.settings.fetch.retry.attempts == 1
+    options = scrape_options(username="other.one",
+                             out=str(tmp_path / "instagram-{username}" / "photos"),
+                             workdir=str(tmp_path / "work-{username}")).resolved()
+    assert options.out == str(tmp_path / "instagram-other.one" / "photos")
+    assert options.workdir == str(tmp_path / "work-other.one")
+    assert options.settings(None).fetch.retry.attempts == 5
     with pytest.raises(MosaicError, match="no Instagram account"):
-        scrape_request(None, None, None, None, 2.0, "https://www.instagram.com", None, 3, 2.0,
-                       5)
+        scrape_options().resolved()
+    with pytest.raises(MosaicError, match=re.escape("delay -1.0: must be at least 0")):
+        scrape_options(username="me", delay=-1.0)
     assert for_account("posters/{username}.jpg", "me", "out") == "posters/me.jpg"
     with pytest.raises(MosaicError, match=re.escape("out 'posters/{username}.jpg' names")):
         for_account("posters/{username}.jpg", None, "out")
@@ -111,7 +116,7 @@ COOKIE_TEXT = ("# Netscape HTTP Cookie File\n"
 
 def test_cookies_from_the_environment_are_private_and_temporary(monkeypatch, tmp_path):
     monkeypatch.setenv("TEST_COOKIES", COOKIE_TEXT)
-    with cookies_file(None, "TEST_COOKIES") as path:
+    with cookies_file(None, None, "TEST_COOKIES") as path:
         assert path is not None and Path(path).read_text() == COOKIE_TEXT
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         assert not Path(path).is_relative_to(tmp_path)
@@ -119,16 +124,18 @@ def test_cookies_from_the_environment_are_private_and_temporary(monkeypatch, tmp
     saved = tmp_path / "cookies.txt"
     saved.write_text(COOKIE_TEXT)
     monkeypatch.setenv("TEST_COOKIES", str(saved))
-    with cookies_file(None, "TEST_COOKIES") as path:
+    with cookies_file(None, None, "TEST_COOKIES") as path:
         assert path == str(saved)
     assert saved.exists()
     monkeypatch.setenv("TEST_COOKIES", "sessionid=not-to-be-logged")
-    with pytest.raises(MosaicError) as error, cookies_file(None, "TEST_COOKIES"):
+    with pytest.raises(MosaicError) as error, cookies_file(None, None, "TEST_COOKIES"):
         pass
     assert "not-to-be-logged" not in str(error.value) and "$TEST_COOKIES" in str(error.value)
     monkeypatch.delenv("TEST_COOKIES")
-    with cookies_file(None, "TEST_COOKIES") as path:
+    with cookies_file(None, None, "TEST_COOKIES") as path:
         assert path is None
+    with cookies_file(str(saved), "no-such-block", "TEST_COOKIES") as path:
+        assert path == str(saved)  # the file the user named comes first
 
 
 # --- a real server and worker ----------------------------------------------------------------
@@ -176,12 +183,12 @@ def test_make_deploy_creates_the_pool_the_limit_and_the_deployments(prefect_serv
     nightly = by_name["scrape-instagram/nightly"]
     assert [s.schedule.cron for s in nightly.schedules] == ["0 3 * * *"]
     assert not nightly.schedules[0].active  # no account was named when deploying
-    assert nightly.parameters["username"] is None
-    assert nightly.parameters["cookies_secret"] == "instagram-cookies"
+    assert nightly.parameters["options"]["username"] is None
+    assert nightly.parameters["options"]["cookies_secret"] == "instagram-cookies"
     assert [s.active for s in by_name["build-mosaic/weekly"].schedules] == [False]
     on_demand = by_name["build-mosaic/on-demand"]
     assert on_demand.schedules == []
-    assert on_demand.parameters["photos"] == "samples/photos"
+    assert on_demand.parameters["options"]["photos"] == "samples/photos"
 
 
 def _cookie_secret(service: PrefectService, text: str) -> None:
@@ -280,7 +287,7 @@ def test_retrying_a_failed_scrape_fetches_only_the_failed_posts(prefect_service,
         assert {f"{sha256_bytes(data)}.jpg" for data in site.expected_downloads().values()
                 } | {"manifest.json"} == saved
         logs = _logs(prefect_service, run_id)
-    assert any(log.name == "mosaic.deployed" and "Secret block" in log.message for log in logs)
+    assert any(log.name == "mosaic.scrape" and "Secret block" in log.message for log in logs)
     texts = [log.message for log in logs] + [str(a.data) for a in _artifacts(
         prefect_service, run_id)]
     assert not [text for text in texts if secret in text]
@@ -311,7 +318,7 @@ def test_on_demand_build_publishes_a_self_contained_report_and_timings(prefect_s
     assert stages[-1] == "total" and all(row["seconds"] >= 0 for row in rows)
     assert rows[-1]["seconds"] >= metrics["timings"]["total"]
     logs = _logs(prefect_service, run_id)
-    assert any(log.name == "mosaic.deployed" and str(out) in log.message for log in logs)
+    assert any(log.name == "mosaic.build" and str(out) in log.message for log in logs)
 
 
 @pytest.mark.slow
@@ -320,15 +327,12 @@ def test_mosaic_runs_reads_state_duration_and_output_from_the_api(prefect_servic
                                                                    monkeypatch):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows import cli
-    from flows.cli_runs import runs
+    from cli import common
+    from cli.main import command as app
 
     prefect_service.build_run()
-    app = typer.Typer()
-    app.command("runs")(runs)
-    app.command("version")(lambda: None)  # two commands: `runs` stays a subcommand
     monkeypatch.setenv("PREFECT_API_URL", prefect_service.api_url)
-    monkeypatch.setattr(cli, "_temporary_server", None)  # an earlier test's, if any
+    monkeypatch.setattr(common, "_temporary_server", None)  # an earlier test's, if any
     with restored_mosaic_logger(), temporary_settings({PREFECT_API_URL:
                                                        prefect_service.api_url}):
         everything = CliRunner().invoke(app, ["runs"])

@@ -1,14 +1,27 @@
-"""The exact solver: optimal against brute force and scipy, a valid dual bound, no repeats."""
+"""The exact solver: optimal against brute force and scipy, a valid dual bound, no repeats;
+its dual prices, and the scipy fallback when the C extension is not built."""
 
 from __future__ import annotations
 
 import itertools
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from mosaic.assign.exact import assign_optimal, solve_dense, solve_dense_with_bound
+from mosaic.assign import exact, lsa
+from mosaic.assign.exact import (
+    OPTIMAL_GAP,
+    assign_optimal,
+    solve_dense,
+    solve_dense_with_bound,
+    solve_dense_with_prices,
+)
 from mosaic.errors import MosaicError
 
 
@@ -166,3 +179,157 @@ def test_assign_optimal_reports_proven_optimum() -> None:
 def test_assign_optimal_rejects_too_few_photos() -> None:
     with pytest.raises(MosaicError):
         assign_optimal(np.zeros((5, 4), dtype=np.float32))
+
+
+# ---------------------------------------------------------------------------------------
+# The dual prices, and the scipy fallback when the C extension is not built
+
+
+def check_prices(cost: np.ndarray, weights: np.ndarray | None, photo_of_tile: np.ndarray,
+                 prices: np.ndarray) -> None:
+    """Complementary slackness: each row on a cheapest column, unused columns lowest."""
+    tiles, photos = cost.shape
+    w = np.ones(tiles) if weights is None else weights
+    values = cost.astype(np.float64) * w[:, None] + prices[None, :]
+    tol = 1e-9 * max(1.0, float(np.abs(values).max()))
+    own = values[np.arange(tiles), photo_of_tile]
+    assert (own <= values.min(axis=1) + tol).all()
+    unused = np.setdiff1d(np.arange(photos), photo_of_tile)
+    if unused.size:
+        assert (prices[unused] <= prices.min() + tol).all()
+
+
+def python_bound(cost: np.ndarray, weights: np.ndarray | None, prices: np.ndarray) -> float:
+    tiles, photos = cost.shape
+    w = np.ones(tiles) if weights is None else weights
+    values = cost.astype(np.float64) * w[:, None] + prices[None, :]
+    return float(values.min(axis=1).sum() + (photos - tiles) * prices.min() - prices.sum())
+
+
+@pytest.mark.parametrize(("tiles", "photos", "weighted"),
+                         [(60, 60, False), (50, 58, True), (40, 120, False), (70, 90, True)])
+def test_solve_dense_with_prices_are_the_dual(tiles: int, photos: int, weighted: bool) -> None:
+    cost = structured_costs(tiles, photos, seed=tiles + photos)
+    weights = np.random.default_rng(1).uniform(0.5, 3.0, tiles) if weighted else None
+    photo_of_tile, prices = solve_dense_with_prices(cost, weights, threads=1)
+    same, bound = solve_dense_with_bound(cost, weights, threads=1)
+    np.testing.assert_array_equal(photo_of_tile, same)
+    np.testing.assert_array_equal(solve_dense(cost, weights, threads=1), same)
+    check_prices(cost, weights, photo_of_tile, prices)
+    assert python_bound(cost, weights, prices) == pytest.approx(bound, rel=1e-12)
+
+
+def test_solve_dense_with_prices_edge_shapes() -> None:
+    photo_of_tile, prices = solve_dense_with_prices(np.zeros((0, 3)))
+    assert photo_of_tile.shape == (0,) and prices.tolist() == [0.0, 0.0, 0.0]
+    photo_of_tile, prices = solve_dense_with_prices(np.array([[0.5]]))
+    assert photo_of_tile.tolist() == [0] and prices.tolist() == [0.0]
+    with pytest.raises(ValueError, match="rows"):
+        solve_dense_with_prices(np.zeros((3, 2)))
+
+
+@pytest.fixture
+def no_c_solver(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C extension as if it were not built (and its warning not yet given)."""
+    assert exact.c_solver_built(), "these tests compare the fallback with the C solver"
+    monkeypatch.setattr(exact, "_lapcore", None)
+    monkeypatch.setattr(lsa, "_warned", False)
+
+
+def fallback_problems() -> list[tuple[np.ndarray, np.ndarray | None]]:
+    rng = np.random.default_rng(21)
+    problems: list[tuple[np.ndarray, np.ndarray | None]] = []
+    for tiles, photos in [(1, 2), (2, 2), (5, 9), (30, 30), (40, 44), (25, 80), (90, 100)]:
+        cost = rng.random((tiles, photos)).astype(np.float32)
+        problems.append((cost, None))
+        problems.append((cost, rng.uniform(0.5, 3.0, tiles)))
+    problems.append((structured_costs(120, 130, seed=4), None))  # many ties
+    problems.append((structured_costs(60, 200, seed=5), rng.uniform(0.5, 3.0, 60)))
+    problems.append((np.full((20, 25), 0.25), None))
+    return problems
+
+
+@pytest.mark.parametrize(("cost", "weights"), fallback_problems())
+def test_fallback_matches_the_c_solver(no_c_solver: None, monkeypatch: pytest.MonkeyPatch,
+                                       cost: np.ndarray, weights: np.ndarray | None) -> None:
+    """Without the extension: the C solver's optimum (same assignment unless tied),
+    dual prices that meet the optimality conditions, a valid and tight bound."""
+    photo_of_tile, bound = solve_dense_with_bound(cost, weights)
+    same_x, prices = solve_dense_with_prices(cost, weights)
+    np.testing.assert_array_equal(same_x, photo_of_tile)
+    np.testing.assert_array_equal(solve_dense(cost, weights), photo_of_tile)
+    check_prices(cost, weights, photo_of_tile, prices)
+    monkeypatch.undo()  # the C solver again, for the reference
+    expected, c_bound = solve_dense_with_bound(cost, weights, threads=1)
+    got, want = objective(cost, photo_of_tile, weights), objective(cost, expected, weights)
+    assert got == pytest.approx(want, rel=1e-12, abs=1e-12)
+    assert bound <= got + 1e-12 * max(1.0, got)
+    assert bound == pytest.approx(c_bound, rel=1e-9, abs=1e-12)
+    tied = np.unique(cost, axis=1).shape[1] < cost.shape[1] or np.unique(cost).size < cost.size
+    if not tied:  # a unique optimum: the same assignment
+        np.testing.assert_array_equal(photo_of_tile, expected)
+
+
+def test_fallback_assign_optimal_reports_proven_optimum(
+        no_c_solver: None, caplog: pytest.LogCaptureFixture) -> None:
+    cost = structured_costs(60, 64, seed=11)
+    weights = np.linspace(1.0, 2.0, 60)
+    with caplog.at_level(logging.WARNING, logger="mosaic.assign"):
+        result = assign_optimal(cost, weights)
+        assign_optimal(cost)
+        solve_dense_with_prices(cost)
+    assert result.status == "optimal"
+    assert result.gap is not None and 0.0 <= result.gap <= OPTIMAL_GAP
+    assert "linear_sum_assignment" in result.message
+    assert result.objective == pytest.approx(scipy_objective(cost * weights[:, None]), rel=1e-9)
+    # One warning line for the whole process, saying how to build the extension.
+    records = [r for r in caplog.records if r.name == "mosaic.assign"]
+    assert len(records) == 1 and records[0].levelno == logging.WARNING
+    text = records[0].getMessage()
+    assert "\n" not in text
+    assert "not built" in text and "pip install -e ." in text and "make setup" in text
+
+
+def test_fallback_edge_shapes_and_bad_input(no_c_solver: None) -> None:
+    check_solution(np.array([[0.5]]), None, 0.5)
+    check_solution(np.full((3, 3), 2.0), np.array([1.0, 2.0, 3.0]), 12.0)
+    assert solve_dense_with_bound(np.zeros((0, 4)))[0].shape == (0,)
+    with pytest.raises(ValueError, match="NaN"):
+        solve_dense(np.array([[0.0, np.nan]]))
+
+
+HIDDEN_EXTENSION = """
+import json, logging, sys
+import numpy as np
+sys.modules["mosaic.assign._lapcore"] = None  # as if the .so were not there: ImportError
+from mosaic.assign import exact
+rng = np.random.default_rng(3)
+out = []
+for shape in [(30, 30), (40, 70)]:
+    cost = rng.random(shape)
+    weights = rng.uniform(0.5, 3.0, shape[0])
+    result = exact.assign_optimal(cost, weights)
+    out.append({"x": result.photo_of_tile.tolist(), "gap": result.gap,
+                "status": result.status, "built": exact.c_solver_built()})
+print(json.dumps(out))
+"""
+
+
+def test_fallback_in_a_process_without_the_extension() -> None:
+    """A fresh interpreter that cannot import the .so: one warning line on stderr, and
+    the C solver's assignments."""
+    done = subprocess.run([sys.executable, "-c", HIDDEN_EXTENSION], capture_output=True,
+                          text=True, timeout=120, check=True, cwd=Path(__file__).parents[1])
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert "mosaic.assign._lapcore is not built" in lines[0]
+    assert "pip install -e ." in lines[0] and "make setup" in lines[0]
+    runs = json.loads(done.stdout)
+    rng = np.random.default_rng(3)
+    for run, shape in zip(runs, [(30, 30), (40, 70)], strict=True):
+        cost = rng.random(shape)
+        weights = rng.uniform(0.5, 3.0, shape[0])
+        expected = solve_dense_with_bound(cost, weights, threads=1)[0]
+        assert run["x"] == expected.tolist()
+        assert run["status"] == "optimal" and 0.0 <= run["gap"] <= OPTIMAL_GAP
+        assert run["built"] is False

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from mosaic import steps
 from mosaic.options import BuildOptions
-from mosaic.steps import LayoutRequest
+from mosaic.pipeline import render
 
 REQUIRED_METRICS = {"rows", "cols", "tiles", "photos_available", "photos_used", "method",
                     "metric", "mean_cost", "objective", "timings", "peak_rss_mb", "output",
@@ -18,7 +17,7 @@ def _options(photo_dir: Path, portrait: Path, tmp_path: Path, **kwargs) -> Build
     return BuildOptions(photos=str(photo_dir), target=str(portrait),
                         out=str(tmp_path / "out" / "mosaic.jpg"),
                         workdir=str(tmp_path / "work"), metrics=str(tmp_path / "metrics.json"),
-                        layout=LayoutRequest(tile_px=24), **kwargs)
+                        **{"tile_px": 24, **kwargs})
 
 
 def test_build_then_cached_rerun(prefect_api, photo_dir, portrait, tmp_path):
@@ -70,16 +69,16 @@ def test_run_killed_midway_resumes(prefect_api, photo_dir, portrait, tmp_path, m
     from flows.build_mosaic import build_mosaic
 
     options = _options(photo_dir, portrait, tmp_path, compare=False)
-    real_render = steps.render
+    real_render = render.render
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("power cut while rendering")
 
-    monkeypatch.setattr(steps, "render", crash)
+    monkeypatch.setattr(render, "render", crash)
     with pytest.raises(BaseException, match="power cut"):
         build_mosaic(options)
     assert not (tmp_path / "out" / "mosaic.jpg").exists()
-    monkeypatch.setattr(steps, "render", real_render)
+    monkeypatch.setattr(render, "render", real_render)
     resumed = build_mosaic(options)
     assert resumed["cached_steps"] == ["library", "people", "target", "weights", "score",
                                        "solve"]
@@ -90,8 +89,7 @@ def test_too_few_photos_for_the_grid(prefect_api, photo_dir, portrait, tmp_path)
     from flows.build_mosaic import build_mosaic
     from mosaic.errors import MosaicError
 
-    options = _options(photo_dir, portrait, tmp_path)
-    options.layout = LayoutRequest(grid="20x20")
+    options = _options(photo_dir, portrait, tmp_path, grid="20x20")
     with pytest.raises(MosaicError, match=r"needs 400 distinct photos but only \d+ are available"):
         build_mosaic(options)
 
@@ -111,10 +109,8 @@ def test_target_without_people_runs_unweighted(prefect_api, photo_dir, tmp_path)
 
 def test_weights_none_skips_detection(prefect_api, photo_dir, portrait, tmp_path):
     from flows.build_mosaic import build_mosaic
-    from mosaic.steps import WeightRequest
 
-    options = _options(photo_dir, portrait, tmp_path, compare=False)
-    options.weighting = WeightRequest(mode="none")
+    options = _options(photo_dir, portrait, tmp_path, compare=False, weights="none")
     result = build_mosaic(options)
     assert result["faces_found"] is None and result["weights"]["mode"] == "none"
     assert result["weights_note"] is None
@@ -125,22 +121,23 @@ def test_auto_picks_regional_when_the_matrix_exceeds_the_budget(prefect_api, pho
     """A tiny --max-memory makes "auto" run the regional method, weighted, with a report."""
     from flows.build_mosaic import build_mosaic
     from mosaic.assign.auto import DENSE_SHARE, choose_method, smallest_budget
-    from mosaic.steps_scale import ScaleRequest
 
     dense = build_mosaic(_options(photo_dir, portrait, tmp_path / "dense", compare=False))
     assert dense["method"] == "optimal" and dense["method_requested"] == "auto"
     assert "dense exact" in dense["method_reason"]
     # Between what 4 regions need and what the dense matrix needs: regional, at full quality.
-    features = 4 * 3 * 16**2 * (dense["tiles"] + dense["photos_available"] * 7)
-    enough = smallest_budget(dense["tiles"], dense["photos_available"], 7, regions=4,
-                             feature_bytes=features)
-    assert enough < choose_method(dense["tiles"], dense["photos_available"], 7,
-                                  feature_bytes=features).dense_bytes / DENSE_SHARE
+    # (Before reading the photos the build counts every file as one: the budget must do
+    # for all of them.)
+    files, photos, tiles = dense["photo_files"], dense["photos_available"], dense["tiles"]
+    enough = round(1.05 * smallest_budget(files, files, 7, regions=4,
+                                          feature_bytes=4 * 3 * 16**2 * (files + files * 7)))
+    assert enough < choose_method(tiles, photos, 7, feature_bytes=4 * 3 * 16**2 * (
+        tiles + photos * 7)).dense_bytes / DENSE_SHARE
     small = _options(photo_dir, portrait, tmp_path / "regional", compare=False,
-                     scale=ScaleRequest(max_memory=str(enough), regions=4))
+                     max_memory=str(enough), regions=4)
     regional = build_mosaic(small)
     assert regional["method"] == "regional" and regional["method_requested"] == "auto"
-    assert "over --max-memory" in regional["method_reason"]
+    assert "over max_memory" in regional["method_reason"]
     placement = json.loads(Path(regional["assignment_file"]).read_text())["photo_of_tile"]
     assert len(placement) == regional["tiles"] == len(set(placement))
     assert regional["lower_bound"] <= dense["objective"] + 1e-9 <= regional["objective"] + 2e-9
@@ -157,14 +154,13 @@ def test_an_unrealistic_memory_budget_is_refused_with_the_smallest_that_works(
     """--max-memory 1KB used to give a worse mosaic without a word; now it is refused."""
     from flows.build_mosaic import build_mosaic
     from mosaic.errors import MosaicError
-    from mosaic.steps_scale import ScaleRequest
 
     tiny = _options(photo_dir, portrait, tmp_path, compare=False,
-                    scale=ScaleRequest(max_memory="1KB"))
-    with pytest.raises(MosaicError, match=r"--max-memory 1.0 kB is too small for .* tiles and "
+                    max_memory="1KB")
+    with pytest.raises(MosaicError, match=r"max_memory 1.0 kB is too small for .* tiles and "
                        r".* photos: the smallest budget that works is (\d+\.\d)MB") as caught:
         build_mosaic(tiny)
     smallest = caught.value.args[0].rsplit(" ", 1)[1]
     enough = _options(photo_dir, portrait, tmp_path, compare=False,
-                      scale=ScaleRequest(max_memory=smallest))
+                      max_memory=smallest)
     assert build_mosaic(enough)["tiles"] > 0  # the value it names does work

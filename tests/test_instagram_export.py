@@ -9,7 +9,7 @@ import pytest
 
 from mosaic.errors import MosaicError
 from mosaic.files import sha256_bytes
-from mosaic.sources.instagram_export import fix_mojibake, import_instagram_export
+from mosaic.sources.instagram.export import fix_mojibake, import_instagram_export
 from tests.fixtures.export_zips import (
     LAYOUTS,
     build_export,

@@ -17,32 +17,24 @@ from mosaic import processes
 from mosaic.errors import MosaicError
 from mosaic.files import sha256_bytes
 from mosaic.sources import manifest
-from mosaic.sources.download import (
-    FetchSettings,
-    PermanentFetchError,
-    RetryPolicy,
-    TransientFetchError,
-)
-from mosaic.sources.instagram_web import (
+from mosaic.sources.download.errors import PermanentFetchError, TransientFetchError
+from mosaic.sources.download.fetch import FetchSettings, RetryPolicy
+from mosaic.sources.instagram.browser import browser_errors, browser_network_error, open_browser
+from mosaic.sources.instagram.errors import (
     LoginRequiredError,
     ProfileError,
-    ScrapeSettings,
     SiteUnreachableError,
-    browser_errors,
-    browser_network_error,
-    list_profile_posts,
-    login_wall_seen,
+)
+from mosaic.sources.instagram.parse import parse_post_page, parse_srcset, unescape_js_string
+from mosaic.sources.instagram.politeness import login_wall_seen
+from mosaic.sources.instagram.post import record_failure, scrape_post
+from mosaic.sources.instagram.profile import list_profile_posts, stated_post_count
+from mosaic.sources.instagram.settings import ScrapeSettings
+from mosaic.sources.instagram.urls import (
     normalise_base_url,
-    open_browser,
-    parse_post_page,
     parse_post_reference,
-    parse_srcset,
     post_code,
     read_post_list,
-    record_failure,
-    scrape_post,
-    stated_post_count,
-    unescape_js_string,
 )
 from tests.fixtures.fake_instagram import (
     LOGIN_PAGE,
@@ -154,7 +146,7 @@ def test_the_post_is_told_apart_from_suggested_posts(matrix):
 
 
 def test_login_page_is_recognised():
-    with pytest.raises(LoginRequiredError, match="log in and pass --cookies"):
+    with pytest.raises(LoginRequiredError, match="log in and pass cookies"):
         parse_post_page(LOGIN_PAGE, "ABCDE", "https://www.instagram.com/p/ABCDE/")
 
 
@@ -171,7 +163,7 @@ def test_small_parsers():
     assert stated_post_count(html.replace("1,024 Posts", "1.2K Posts")) is None
     assert normalise_base_url("HTTP://127.0.0.1:8080/") == "http://127.0.0.1:8080"
     for bad in ["ftp://x", "www.instagram.com", "https://x.com/path", "http://x:99999"]:
-        with pytest.raises(MosaicError, match="--base-url"):
+        with pytest.raises(MosaicError, match="base_url"):
             normalise_base_url(bad)
 
 
@@ -231,7 +223,7 @@ def test_max_posts_takes_the_newest(profile_site, tmp_path):
 def test_login_wall_and_cookies(tmp_path):
     posts = make_posts(8, carousels=1, videos=1, reels=0, seed=9)
     with FakeInstagram(posts, login_wall_after=0) as site:
-        with pytest.raises(LoginRequiredError, match="log in and pass --cookies"):
+        with pytest.raises(LoginRequiredError, match="log in and pass cookies"):
             list_profile_posts(site.username, _settings(site), tmp_path)
         name, secret = site.session_cookie
         cookies = tmp_path / "cookies.txt"
@@ -324,7 +316,7 @@ def test_login_wall_on_post_pages_stops_the_run(tmp_path):
     with FakeInstagram(posts, login_wall_after=1) as site:
         settings = _settings(site)
         scrape_post(_url(site, posts[0]), tmp_path, settings, run_key="run-1")
-        with pytest.raises(LoginRequiredError, match="log in and pass --cookies"):
+        with pytest.raises(LoginRequiredError, match="log in and pass cookies"):
             scrape_post(_url(site, posts[1]), tmp_path, settings, run_key="run-1")
         assert login_wall_seen("run-1")
         pages = sum(site.requested("page").values())
@@ -491,3 +483,44 @@ def test_a_browser_that_died_is_one_line_and_cleaned_up(tmp_path):
         assert "\n" not in str(caught.value)
     assert _my_browser_folders() == [] and not processes.group_alive(group)
     assert time.monotonic() - started < 30
+
+
+WEB_KEYS = ["code", "url", "date", "caption", "status", "found_by", "images", "skipped_videos",
+            "error", "gone_images"]
+EXPORT_KEYS = ["code", "url", "date", "title", "status", "found_by", "images",
+               "skipped_videos", "error"]
+
+
+def test_entry_constructors_keep_the_manifest_format(tmp_path):
+    post = manifest.Post("ABCD", "https://x/p/ABCD/", "2024-01-01T00:00:00+00:00", "json", 1,
+                         caption="hi")
+    image = {"url": "https://cdn/a.jpg", "sha256": "0" * 64, "file": "a.jpg", "bytes": 3,
+             "width": 10, "height": 20}
+    entries = {
+        "done": manifest.done_entry(post, [image]),
+        "partial": manifest.partial_entry(post, [image], ["https://cdn/b.jpg"], "why"),
+        "video": manifest.video_entry(post),
+        "failed": manifest.failed_entry(post, "HTTP 403", [image]),
+        "gone": manifest.gone_entry(post, "HTTP 404", ["https://cdn/b.jpg"]),
+        "partly-gone": manifest.partly_gone_entry(post, [image], "HTTP 410", ["u"]),
+    }
+    for status, entry in entries.items():
+        assert entry["status"] == status and list(entry) == WEB_KEYS
+    assert entries["video"]["images"] == [] and entries["gone"]["images"] == []
+    assert entries["done"]["error"] is None and entries["done"]["gone_images"] == []
+    exported = manifest.Post("export:media/a.jpg", None, None, "export", 0, title="t",
+                             exported=True)
+    assert list(manifest.done_entry(exported, [image])) == EXPORT_KEYS
+    manifest.update_posts(tmp_path, {"k": entries["partly-gone"]})
+    assert manifest.read_manifest(tmp_path)["posts"]["k"] == entries["partly-gone"]
+    kept = manifest.Post.from_previous("ABCD", post.url, entries["failed"])
+    assert kept == post
+
+
+def test_each_update_of_a_growing_post_is_written(tmp_path):
+    post = manifest.Post("ABCD", "https://x/p/ABCD/")
+    images = []
+    for number in range(3):
+        images.append({"url": f"https://cdn/{number}.jpg", "file": f"{number}.jpg"})
+        manifest.update_posts(tmp_path, {"ABCD": manifest.partial_entry(post, images)})
+        assert len(manifest.read_manifest(tmp_path)["posts"]["ABCD"]["images"]) == number + 1

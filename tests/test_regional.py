@@ -10,7 +10,9 @@ import pytest
 from scipy import sparse
 from scipy.optimize import linprog
 
-from mosaic.assign.auto import DENSE_SHARE, assign_large, choose_method
+from benchmarks.large import assign_large
+from mosaic.assign import exact, lsa
+from mosaic.assign.auto import DENSE_SHARE, choose_method
 from mosaic.assign.exact import OPTIMAL_GAP, assign_optimal, relative_gap
 from mosaic.assign.regional import (
     MIN_GAIN,
@@ -25,6 +27,7 @@ from mosaic.assign.regional import (
     repair,
     solve_coarse,
     solve_regions,
+    solve_with_prices,
     split_grid,
 )
 from mosaic.blocks import BlockRunner, dense_bytes, prepare_features
@@ -385,6 +388,47 @@ def test_assign_regional_real_features(large: dict, regions: int, weighted: bool
     assert any("allocation LP" in line for line in lines)
 
 
+@pytest.fixture
+def no_c_solver(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exact solver's C extension as if it were not built (scipy fallback)."""
+    assert exact.c_solver_built(), "these tests compare the fallback with the C solver"
+    monkeypatch.setattr(exact, "_lapcore", None)
+    monkeypatch.setattr(lsa, "_warned", False)
+
+
+def test_solve_with_prices_without_c_solver(medium: dict, no_c_solver: None,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback's prices are dual prices too, shifted to a lowest price of 0."""
+    cost, weights = medium["cost"][:150, :260], medium["weights"][:150]
+    x, prices = solve_with_prices(cost, weights)
+    values = weights[:, None] * cost.astype(np.float64) + prices[None, :]
+    assert prices.min() == 0.0
+    np.testing.assert_allclose(values[np.arange(150), x], values.min(axis=1), rtol=0,
+                               atol=1e-12)
+    assert (prices[np.setdiff1d(np.arange(260), x)] <= 1e-12).all()
+    monkeypatch.undo()
+    assert weighted_objective(cost, x, weights) == pytest.approx(
+        assign_optimal(cost, weights).objective, rel=1e-12)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_assign_regional_without_c_solver(medium: dict, no_c_solver: None,
+                                          weighted: bool) -> None:
+    """Every exact solve falls back to scipy: a valid result above its proven bound."""
+    features, cost = medium["features"], medium["cost"]
+    weights = medium["weights"] if weighted else None
+    result = assign_regional(features, MEDIUM_GRID, weights=weights, regions=4,
+                             runner=BlockRunner(threads=2))
+    assignment, report = result.assignment, result.report
+    check_valid(assignment.photo_of_tile, features.n_tiles, features.n_photos)
+    optimum = assign_optimal(cost, weights).objective  # the fallback too: same optimum
+    assert assignment.objective >= report.lower_bound - 1e-9
+    assert report.lower_bound <= optimum * (1 + 1e-6)
+    assert report.lower_bound >= 0.97 * optimum
+    assert optimum * (1 - 1e-6) <= assignment.objective <= optimum * (1 + MAX_EXCESS)
+    assert report.converged
+
+
 def test_assign_regional_rejects_bad_input(medium: dict) -> None:
     """Grid mismatch, too few photos and bad weights are refused."""
     features = medium["features"]
@@ -541,7 +585,7 @@ def test_choose_method_auto_tiny_memory_is_regional() -> None:
     choice = choose_method(1000, 2000, max_memory=10**6)
     assert choice.method == "regional"
     assert choice.regions == default_regions(1000, 2000, 10**6, 2) > 1
-    assert "over --max-memory" in choice.reason
+    assert "over max_memory" in choice.reason
 
 
 def test_choose_method_threshold() -> None:
@@ -561,7 +605,7 @@ def test_choose_method_explicit_requests() -> None:
     assert (choice.method, choice.regions) == ("regional", 3)
     assert "as asked" in choice.reason
     assert choose_method(100, 200, max_memory=10**9, requested="optimal").method == "optimal"
-    with pytest.raises(MosaicError, match="--method optimal needs about"):
+    with pytest.raises(MosaicError, match="method optimal needs about"):
         choose_method(10_000, 20_000, max_memory=10**6, requested="optimal")
     with pytest.raises(MosaicError, match="choose from auto, optimal, regional"):
         choose_method(100, 200, requested="greedy")

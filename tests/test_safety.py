@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from PIL import Image
-from typer.testing import CliRunner
 
-from flows.cli import app
+from cli.main import command as app
 from mosaic.outputs import prepare_run_folder, run_folder_lock
 from tests.conftest import ROOT, SAMPLES, in_mount_namespace
 
@@ -32,7 +32,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "flows.cli", "build", *args]
+    return [sys.executable, "-m", "cli", "build", *args]
 
 
 def _build(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -13,19 +13,18 @@ import pytest
 
 from mosaic.files import sha256_bytes
 from mosaic.sources import manifest
-from mosaic.sources.download import FetchSettings, RetryPolicy
-from mosaic.sources.instagram_web import ScrapeSettings
+from mosaic.sources.instagram.options import ScrapeOptions
 from tests.fixtures.fake_instagram import FakeInstagram, Post, make_posts
 from tests.fixtures.logs import captured_logs
 
-FAST = FetchSettings(connect_timeout=2.0, read_timeout=1.0,
-                     retry=RetryPolicy(attempts=4, backoff=0.1, jitter=0.5))
 
-
-def _settings(site: FakeInstagram, **kwargs: Any) -> ScrapeSettings:
+def _options(site: FakeInstagram, out: Path, workdir: Path, **kwargs: Any) -> ScrapeOptions:
+    """Options for the fake site: no politeness delay, short timeouts and back-offs."""
     values = {"base_url": site.base_url, "allow_hosts": (site.image_host,), "delay": 0.0,
-              "fetch": FAST, "idle_timeout": 8.0, **kwargs}
-    return ScrapeSettings(**values)
+              "connect_timeout": 2.0, "read_timeout": 1.0, "request_attempts": 4,
+              "request_backoff": 0.1, "idle_timeout": 8.0, "out": str(out),
+              "workdir": str(workdir), **kwargs}
+    return ScrapeOptions(**values)
 
 
 def _artifact(flow_run_id: UUID) -> str:
@@ -53,7 +52,7 @@ def _post_url(site: FakeInstagram, post: Post) -> str:
 
 
 def test_gone_posts_complete_the_run_and_are_not_fetched_again(prefect_api, tmp_path):
-    from flows.scrape_instagram import ScrapeRequest, run_scrape
+    from flows.scrape_instagram import run_scrape
 
     posts = make_posts(8, carousels=2, videos=1, reels=0, seed=29, og_every=0)
     single = next(p for p in posts if p.kind == "image" and p.variant != "graphql-min")
@@ -63,9 +62,8 @@ def test_gone_posts_complete_the_run_and_are_not_fetched_again(prefect_api, tmp_
         site.remove_image(single.photos[0])  # every size: 404
         site.remove_image(next(ph for ph in carousel.photos if not ph.video), status=410)
         site.remove_post(deleted)
-        request = ScrapeRequest(out_dir=str(tmp_path / "photos"), workdir=str(tmp_path / "work"),
-                                settings=_settings(site), username=site.username,
-                                retry_delay=0.1)
+        request = _options(site, tmp_path / "photos", tmp_path / "work",
+                           username=site.username, retry_delay=0.1)
         with captured_logs() as records:
             state = run_scrape(request, return_state=True)
         assert state.is_completed(), state
@@ -98,21 +96,19 @@ def test_gone_posts_complete_the_run_and_are_not_fetched_again(prefect_api, tmp_
 
 
 def test_failed_posts_are_retried_then_only_they_are_fetched_again(prefect_api, tmp_path):
-    from flows.scrape_instagram import ScrapeIncompleteError, ScrapeRequest, run_scrape
+    from flows.scrape_instagram import ScrapeIncompleteError, run_scrape
 
     posts = make_posts(10, carousels=2, videos=1, reels=0, seed=21, variants=("v1",), og_every=0)
     images = [p for p in posts if p.kind == "image"]
     flaky, broken = images[0], images[1]
     with FakeInstagram(posts) as site:
         urls = [_post_url(site, p) for p in posts] + [f"{site.base_url}/p/GONE1/"]
-        settings = _settings(site, fetch=FetchSettings(
-            read_timeout=1.0, retry=RetryPolicy(attempts=2, backoff=0.05)))
         site.force_faults(f"/p/{flaky.code}/", ["500", "503", "500"])
         broken_image = site.image_path(broken.photos[0], 1080)
         site.force_faults(broken_image, ["500"] * 20)
-        request = ScrapeRequest(out_dir=str(tmp_path / "photos"), workdir=str(tmp_path / "work"),
-                                settings=settings, post_urls=tuple(urls), retries=2,
-                                retry_delay=0.1)
+        request = _options(site, tmp_path / "photos", tmp_path / "work",
+                           post_urls=tuple(urls), retries=2, retry_delay=0.1,
+                           connect_timeout=10.0, request_attempts=2, request_backoff=0.05)
         state = run_scrape(request, return_state=True)
         assert state.is_failed()
         error = state.result(raise_on_failure=False)
@@ -164,7 +160,7 @@ class Scrape:
 @pytest.fixture(scope="module")
 def scrape300(prefect_api, tmp_path_factory) -> Iterator[Scrape]:
     """One scrape of a 300-post profile (40 carousels, 20 videos) with 10 % transient faults."""
-    from flows.scrape_instagram import ScrapeRequest, run_scrape
+    from flows.scrape_instagram import run_scrape
 
     posts = make_posts(300, carousels=40, videos=20, reels=8, seed=1)
     root = tmp_path_factory.mktemp("scrape300")
@@ -173,9 +169,8 @@ def scrape300(prefect_api, tmp_path_factory) -> Iterator[Scrape]:
         cookies = root / "cookies.txt"
         cookies.write_text("# Netscape HTTP Cookie File\n"
                            f"127.0.0.1\tFALSE\t/\tFALSE\t0\t{name}\t{secret}\n")
-        request = ScrapeRequest(out_dir=str(root / "photos"), workdir=str(root / "work"),
-                                settings=_settings(site, cookies=str(cookies)),
-                                username=site.username, retry_delay=0.2)
+        request = _options(site, root / "photos", root / "work", cookies=str(cookies),
+                           username=site.username, retry_delay=0.2)
         started = time.perf_counter()
         state = run_scrape(request, return_state=True)
         seconds = time.perf_counter() - started
@@ -251,13 +246,8 @@ def test_a_stop_is_never_retried():
     from prefect.states import Failed
 
     from mosaic.processes import Stopped
-    from mosaic.sources.download import (
-        PermanentFetchError,
-        StopRequested,
-        TransientFetchError,
-        clear_stop,
-        request_stop,
-    )
+    from mosaic.sources.download.errors import PermanentFetchError, TransientFetchError
+    from mosaic.sources.download.stop import StopRequested, clear_stop, request_stop
     from tasks.scrape import retry_on_network_faults
 
     def retried(error: BaseException) -> bool:
@@ -276,20 +266,19 @@ def test_a_stop_is_never_retried():
 
 
 def test_a_foreign_manifest_stops_the_flow_before_any_request(prefect_api, tmp_path):
-    from flows.scrape_instagram import ScrapeRequest, run_scrape
+    from flows.scrape_instagram import run_scrape
 
     out = tmp_path / "photos"
     out.mkdir()
     (out / "manifest.json").write_text('{"files": ["mine"]}')
     with FakeInstagram(make_posts(3, carousels=0, videos=0, reels=0, seed=61)) as site:
-        request = ScrapeRequest(out_dir=str(out), workdir=str(tmp_path / "work"),
-                                settings=_settings(site), username=site.username)
+        request = _options(site, out, tmp_path / "work", username=site.username)
         state = run_scrape(request, return_state=True)
         assert state.is_failed()
         error = state.result(raise_on_failure=False)
         assert isinstance(error, manifest.ForeignManifestError)
         assert str(error) == (f"{out / 'manifest.json'} is not a photo-mosaic manifest; "
-                              "choose another --out folder")
+                              "choose another out folder")
         assert site.hits == []
     assert (out / "manifest.json").read_text() == '{"files": ["mine"]}'
     assert [p.name for p in out.iterdir()] == ["manifest.json"]

@@ -1,6 +1,6 @@
 """A scrape stopped by SIGINT, or killed by SIGKILL: real processes, real signals.
 
-Each test runs ``python -m flows.cli scrape instagram ...`` against the fake site, slowed
+Each test runs ``python -m cli scrape instagram ...`` against the fake site, slowed
 down so that the signal lands mid-scrape: while Chromium scrolls the profile, or while
 the posts are being fetched. SIGINT goes to the command's whole process group, as a
 Ctrl-C at a terminal does. The child gets a temporary folder of its own (``TMPDIR``)
@@ -120,7 +120,7 @@ def _environment(tmp_path: Path, api_url: str | None) -> dict[str, str]:
 
 def _scrape(site: FakeInstagram, tmp_path: Path, env: dict[str, str], *extra: str
             ) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "flows.cli", "scrape", "instagram", site.username,
+    command = [sys.executable, "-m", "cli", "scrape", "instagram", site.username,
                "--out", "photos", "--workdir", "run", "--base-url", site.base_url,
                "--allow-host", site.image_host, "--delay", "1", *extra]
     # A session of its own, like a command started at a terminal: a Ctrl-C there sends

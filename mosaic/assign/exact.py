@@ -4,6 +4,10 @@ The solver (the C extension :mod:`mosaic.assign._lapcore`) runs an epsilon-scali
 auction with candidate lists to get near-optimal prices fast, then finishes with exact
 shortest augmenting paths from those prices, so the result is exactly optimal (up to
 float64 rounding). The final prices give a dual lower bound, reported as the gap.
+
+When the extension is not built, every function here falls back to scipy's
+``linear_sum_assignment`` (:mod:`mosaic.assign.lsa`: same optimum, slower, prices from
+the shortest-path duals) and logs one warning per process saying how to build it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import time
 
 import numpy as np
 
+from mosaic.assign import lsa
 from mosaic.assign.result import Assignment, check_problem, evaluate
 from mosaic.machine import usable_cpus
 
@@ -66,6 +71,83 @@ def _eps_schedule(low: float, high: float) -> np.ndarray:
     return np.asarray(steps)
 
 
+def c_solver_built() -> bool:
+    """Whether the C extension is available (else the scipy fallback runs)."""
+    return _lapcore is not None
+
+
+def _checked(cost: np.ndarray, weights: np.ndarray | None
+             ) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The kernel matrix, the row weights as float64, and the matrix's min and max."""
+    matrix = _as_kernel_matrix(cost)
+    if matrix.ndim != 2:
+        raise ValueError(f"cost must be 2-D, got shape {matrix.shape}")
+    rows, cols = matrix.shape
+    if rows > cols:
+        raise ValueError(f"{rows} rows need {rows} distinct columns; only {cols} given")
+    scale = (np.ones(rows) if weights is None
+             else np.ascontiguousarray(weights, dtype=np.float64).reshape(rows))
+    if rows == 0:
+        return matrix, scale, 0.0, 0.0
+    low, high = float(matrix.min()), float(matrix.max())
+    if not (np.isfinite(low) and np.isfinite(high) and np.isfinite(scale).all()):
+        raise ValueError("cost or weights hold NaN or infinite values")
+    return matrix, scale, low, high
+
+
+def _solve(matrix: np.ndarray, scale: np.ndarray, low: float, high: float,
+           threads: int | None, dummies: bool | None, with_prices: bool = True
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Column of each row and the final prices; needs ``1 <= rows <= cols`` and ``cols >= 2``."""
+    rows, cols = matrix.shape
+    if _lapcore is None:
+        lsa.warn_not_built(_BUILD_ERROR)
+        return lsa.solve(matrix, scale, with_prices)
+    ends = [w * c for w in (float(scale.min()), float(scale.max())) for c in (low, high)]
+    schedule = _eps_schedule(min(ends), max(ends))
+    photo_of_tile = np.empty(rows, dtype=np.int64)
+    prices = np.empty(cols)
+    stats = np.zeros(_lapcore.N_STATS, dtype=np.int64)
+    if dummies is None:
+        dummies = cols - rows <= DUMMY_SHARE * rows
+    _lapcore.solve(matrix, scale, schedule, LIST_LENGTH,
+                   default_threads() if threads is None else threads, dummies, photo_of_tile,
+                   prices, stats)
+    return photo_of_tile, prices
+
+
+def _lower_bound(matrix: np.ndarray, scale: np.ndarray, prices: np.ndarray) -> float:
+    if _lapcore is None:
+        return lsa.lower_bound(matrix, scale, prices)
+    return _lapcore.lower_bound(matrix, scale, prices)
+
+
+def solve_dense_with_prices(cost: np.ndarray, weights: np.ndarray | None = None,
+                            threads: int | None = None, dummies: bool | None = None
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """Optimal column for each row of a rectangular cost matrix, and the dual column prices.
+
+    Takes the same arguments as :func:`solve_dense_with_bound` and raises the same errors.
+
+    Returns
+    -------
+    photo_of_tile : ndarray of int64, shape (T,)
+        Column of each row, all different.
+    prices : ndarray of float64, shape (P,)
+        Final column prices ``p`` (any offset): every row's column is a cheapest one at
+        these prices (``w_i cost[i, x(i)] + p[x(i)] = min_j (w_i cost[i, j] + p[j])``, up
+        to rounding) and every unused column is at the lowest price. Zeros when there are
+        no rows or a single column.
+    """
+    matrix, scale, low, high = _checked(cost, weights)
+    rows, cols = matrix.shape
+    if rows == 0:
+        return np.empty(0, dtype=np.int64), np.zeros(cols)
+    if cols == 1:
+        return np.zeros(1, dtype=np.int64), np.zeros(1)
+    return _solve(matrix, scale, low, high, threads, dummies)
+
+
 def solve_dense_with_bound(cost: np.ndarray, weights: np.ndarray | None = None,
                            threads: int | None = None, dummies: bool | None = None
                            ) -> tuple[np.ndarray, float]:
@@ -100,52 +182,42 @@ def solve_dense_with_bound(cost: np.ndarray, weights: np.ndarray | None = None,
     ------
     ValueError
         Not 2-D, more rows than columns, or non-finite costs or weights.
-    ImportError
-        The C extension was not built.
     """
-    if _lapcore is None:
-        raise ImportError("the C extension mosaic.assign._lapcore is not built: run "
-                          "`pip install -e .` (needs a C compiler)") from _BUILD_ERROR
-    matrix = _as_kernel_matrix(cost)
-    if matrix.ndim != 2:
-        raise ValueError(f"cost must be 2-D, got shape {matrix.shape}")
+    matrix, scale, low, high = _checked(cost, weights)
     rows, cols = matrix.shape
-    if rows > cols:
-        raise ValueError(f"{rows} rows need {rows} distinct columns; only {cols} given")
-    scale = (np.ones(rows) if weights is None
-             else np.ascontiguousarray(weights, dtype=np.float64).reshape(rows))
     if rows == 0:
         return np.empty(0, dtype=np.int64), 0.0
-    low, high = float(matrix.min()), float(matrix.max())
-    if not (np.isfinite(low) and np.isfinite(high) and np.isfinite(scale).all()):
-        raise ValueError("cost or weights hold NaN or infinite values")
     if cols == 1:
         return np.zeros(1, dtype=np.int64), float(scale[0] * matrix[0, 0])
-    ends = [w * c for w in (float(scale.min()), float(scale.max())) for c in (low, high)]
-    schedule = _eps_schedule(min(ends), max(ends))
-    photo_of_tile = np.empty(rows, dtype=np.int64)
-    prices = np.empty(cols)
-    stats = np.zeros(_lapcore.N_STATS, dtype=np.int64)
-    if dummies is None:
-        dummies = cols - rows <= DUMMY_SHARE * rows
-    _lapcore.solve(matrix, scale, schedule, LIST_LENGTH,
-                   default_threads() if threads is None else threads, dummies, photo_of_tile,
-                   prices, stats)
-    return photo_of_tile, _lapcore.lower_bound(matrix, scale, prices)
+    photo_of_tile, prices = _solve(matrix, scale, low, high, threads, dummies)
+    return photo_of_tile, _lower_bound(matrix, scale, prices)
 
 
-def solve_dense(cost: np.ndarray) -> np.ndarray:
+def solve_dense(cost: np.ndarray, weights: np.ndarray | None = None,
+                threads: int | None = None, dummies: bool | None = None) -> np.ndarray:
     """Optimal column (photo) for each row (tile) of a dense rectangular cost matrix.
+
+    Like :func:`solve_dense_with_bound` without the bound (nor, in the scipy fallback,
+    the dual prices it needs).
 
     Parameters
     ----------
     cost : ndarray, shape (T, P), T <= P
+    weights : ndarray, shape (T,), optional
+    threads : int, optional
+    dummies : bool, optional
 
     Returns
     -------
     ndarray of int64, shape (T,)
     """
-    return solve_dense_with_bound(cost)[0]
+    matrix, scale, low, high = _checked(cost, weights)
+    rows, cols = matrix.shape
+    if rows == 0:
+        return np.empty(0, dtype=np.int64)
+    if cols == 1:
+        return np.zeros(1, dtype=np.int64)
+    return _solve(matrix, scale, low, high, threads, dummies, with_prices=False)[0]
 
 
 def relative_gap(objective: float, lower_bound: float) -> float:
@@ -174,8 +246,9 @@ def assign_optimal(cost: np.ndarray, weights: np.ndarray | None = None) -> Assig
     started = time.perf_counter()
     photo_of_tile, bound = solve_dense_with_bound(cost, weights)
     seconds = time.perf_counter() - started
-    result = evaluate(cost, photo_of_tile, weights, "optimal", seconds, "optimal",
-                      message="epsilon-scaling auction + exact shortest augmenting paths")
+    how = ("epsilon-scaling auction + exact shortest augmenting paths" if c_solver_built()
+           else "scipy linear_sum_assignment (the C solver is not built)")
+    result = evaluate(cost, photo_of_tile, weights, "optimal", seconds, "optimal", message=how)
     result.gap = relative_gap(result.objective, bound)
     if result.gap > OPTIMAL_GAP:
         result.status = "feasible"

@@ -68,8 +68,8 @@ def _check_size(cost: np.ndarray, method: str) -> None:
     pairs = cost.shape[0] * cost.shape[1]
     if pairs > MAX_LP_VARIABLES:
         raise MosaicError(
-            f"--method {method} builds one variable per (tile, photo) pair: {pairs:,} is over "
-            f"the {MAX_LP_VARIABLES:,} limit; use --method optimal (same optimum, faster)"
+            f"`method` {method} builds one variable per (tile, photo) pair: {pairs:,} is over "
+            f"the {MAX_LP_VARIABLES:,} limit; use `method` optimal (same optimum, faster)"
         )
 
 

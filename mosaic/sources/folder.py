@@ -144,7 +144,7 @@ def scan_photo_folder(folder: str | os.PathLike[str], warn: bool = True) -> Phot
     if not root.exists():
         raise MosaicError(f"photo folder {root} does not exist")
     if not root.is_dir():
-        raise MosaicError(f"{root} is not a folder; --photos takes a folder of images")
+        raise MosaicError(f"{root} is not a folder; `photos` takes a folder of images")
     try:
         root_info = root.stat()
         os.scandir(root).close()

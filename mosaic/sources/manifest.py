@@ -13,6 +13,12 @@ Statuses: ``done``, ``video`` (nothing to save), ``gone`` (the post, or every si
 every image, answers 404/410: deleted from the site) and ``partly-gone`` (some images
 saved, the others gone on every size) are *finished*: a rerun does not fetch them again.
 ``partial`` (an interrupted post) and ``failed`` are fetched again.
+
+Entries are :class:`PostEntry` dicts (the JSON objects themselves), made by one constructor
+per status (:func:`done_entry`, :func:`partial_entry`, :func:`video_entry`,
+:func:`failed_entry`, :func:`gone_entry`, :func:`partly_gone_entry`) from a :class:`Post`,
+what the entry says of the post whatever its status. The web scraper and the export
+importer both use them.
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ import fcntl
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 from mosaic.errors import MosaicError
 from mosaic.files import atomic_path
@@ -51,6 +58,144 @@ FINISHED_STATUSES = frozenset({DONE, VIDEO, GONE, PARTLY_GONE})
 """Statuses a rerun does not fetch again."""
 GONE_STATUSES = frozenset({GONE, PARTLY_GONE})
 """Statuses of posts the site no longer holds in full."""
+
+ImageRecord = dict[str, Any]
+"""One saved image of an entry: ``sha256``, ``file`` (its name in the folder) and ``bytes``,
+with ``url``, ``width`` and ``height`` (web posts) or ``uri`` and ``title`` (export posts)."""
+
+
+class PostEntry(TypedDict):
+    """One post of ``manifest.json`` (``posts[code]``), exactly as the JSON holds it.
+
+    Web posts have ``caption`` and ``gone_images``; export posts have ``title`` instead of
+    ``caption``, and no ``gone_images``.
+    """
+
+    code: str
+    url: str | None
+    date: str | None
+    caption: NotRequired[str | None]
+    title: NotRequired[str | None]
+    status: str
+    found_by: str | None
+    images: list[ImageRecord]
+    skipped_videos: int
+    error: str | None
+    gone_images: NotRequired[list[str]]
+
+
+@dataclass(frozen=True)
+class Post:
+    """What an entry says of a post whatever its status.
+
+    Attributes
+    ----------
+    code : str
+        The entry's key: the post's short code, or ``export:<path of its first media>``.
+    url : str or None
+        The post's page (None for export posts).
+    date : str or None
+        When it was posted (ISO 8601, UTC).
+    found_by : str or None
+        Where its images were found (``"json"``, ``"srcset"``, ``"og:image"``,
+        ``"unavailable"``, ``"export"``...); None when its page was never read.
+    skipped_videos : int
+        Videos of the post, not saved.
+    caption : str or None
+        The post's text (web posts).
+    title : str or None
+        The post's text (export posts).
+    exported : bool
+        From a data export: the entry has ``title`` and no ``caption`` nor ``gone_images``.
+    """
+
+    code: str
+    url: str | None = None
+    date: str | None = None
+    found_by: str | None = None
+    skipped_videos: int = 0
+    caption: str | None = None
+    title: str | None = None
+    exported: bool = False
+
+    @classmethod
+    def from_previous(cls, code: str, url: str, previous: Mapping[str, Any] | None) -> Post:
+        """A web post as an earlier entry recorded it (only its key and URL when None).
+
+        Parameters
+        ----------
+        code : str
+            The post's short code.
+        url : str
+            The post's page.
+        previous : mapping, optional
+            The post's entry in the manifest, if it has one.
+
+        Returns
+        -------
+        Post
+            ``date``, ``caption``, ``found_by`` and ``skipped_videos`` taken from it.
+        """
+        previous = previous or {}
+        return cls(code, url, previous.get("date"), previous.get("found_by"),
+                   previous.get("skipped_videos", 0), caption=previous.get("caption"))
+
+
+def _entry(post: Post, status: str, images: Iterable[ImageRecord] = (),
+           error: str | None = None, gone_images: Iterable[str] = ()) -> PostEntry:
+    """The entry in the JSON's key order (kept so that files read the same as ever)."""
+    if post.exported:
+        return {"code": post.code, "url": post.url, "date": post.date, "title": post.title,
+                "status": status, "found_by": post.found_by, "images": list(images),
+                "skipped_videos": post.skipped_videos, "error": error}
+    return {"code": post.code, "url": post.url, "date": post.date, "caption": post.caption,
+            "status": status, "found_by": post.found_by, "images": list(images),
+            "skipped_videos": post.skipped_videos, "error": error,
+            "gone_images": list(gone_images)}
+
+
+def done_entry(post: Post, images: Iterable[ImageRecord]) -> PostEntry:
+    """The entry of a post whose every image is saved (status ``done``)."""
+    return _entry(post, DONE, images)
+
+
+def partial_entry(post: Post, images: Iterable[ImageRecord], gone_images: Iterable[str] = (),
+                  error: str | None = None) -> PostEntry:
+    """The entry of a post interrupted before all its images were saved (``partial``).
+
+    ``gone_images`` and ``error`` name images already found gone on every size.
+    """
+    return _entry(post, PARTIAL, images, error, gone_images)
+
+
+def video_entry(post: Post) -> PostEntry:
+    """The entry of a video post: nothing to save (status ``video``)."""
+    return _entry(post, VIDEO)
+
+
+def failed_entry(post: Post, error: str, images: Iterable[ImageRecord] = (),
+                 gone_images: Iterable[str] = ()) -> PostEntry:
+    """The entry of a post that could not be fetched (``failed``); ``error`` says why.
+
+    ``images`` and ``gone_images`` keep what an earlier attempt had saved or found gone.
+    """
+    return _entry(post, FAILED, images, error, gone_images)
+
+
+def gone_entry(post: Post, error: str, gone_images: Iterable[str] = ()) -> PostEntry:
+    """The entry of a post gone from the site, its page or every image (status ``gone``).
+
+    ``error`` says which; ``gone_images`` lists the image URLs that are gone.
+    """
+    return _entry(post, GONE, (), error, gone_images)
+
+
+def partly_gone_entry(post: Post, images: Iterable[ImageRecord], error: str,
+                      gone_images: Iterable[str] = ()) -> PostEntry:
+    """The entry of a post with some images saved and the others gone (``partly-gone``)."""
+    return _entry(post, PARTLY_GONE, images, error, gone_images)
+
+
 
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -88,7 +233,7 @@ class ForeignManifestError(MosaicError):
 
 def _foreign(path: Path, why: str = "") -> ForeignManifestError:
     return ForeignManifestError(f"{path} is not a photo-mosaic manifest{why}; choose another "
-                                "--out folder")
+                                "`out` folder")
 
 
 def read_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -154,7 +299,7 @@ def _locked(out_dir: Path) -> Iterator[None]:
             os.close(fd)
 
 
-def update_posts(out_dir: str | os.PathLike[str], entries: dict[str, dict[str, Any]],
+def update_posts(out_dir: str | os.PathLike[str], entries: Mapping[str, PostEntry],
                  source: dict[str, Any] | None = None) -> None:
     """Add or replace post entries, rewriting ``manifest.json`` atomically.
 
@@ -210,14 +355,15 @@ def dumps(data: dict[str, Any]) -> str:
             + ("\n" if lines else "") + "}}\n")
 
 
-def entry_is_complete(out_dir: str | os.PathLike[str], entry: dict[str, Any] | None) -> bool:
+def entry_is_complete(out_dir: str | os.PathLike[str], entry: Mapping[str, Any] | None
+                      ) -> bool:
     """Whether a post entry is finished and every file it names is still in ``out_dir``."""
     if not entry or entry.get("status") not in FINISHED_STATUSES:
         return False
     return all((Path(out_dir) / image["file"]).is_file() for image in entry.get("images", []))
 
 
-def finished_entry(out_dir: str | os.PathLike[str], key: str) -> dict[str, Any] | None:
+def finished_entry(out_dir: str | os.PathLike[str], key: str) -> PostEntry | None:
     """The manifest entry of post ``key`` if it needs no more work, else None."""
     entry = read_manifest(out_dir)["posts"].get(key)
-    return entry if entry_is_complete(out_dir, entry) else None
+    return cast(PostEntry, entry) if entry_is_complete(out_dir, entry) else None

@@ -1,6 +1,6 @@
 """``mosaic scrape`` and ``mosaic import``: photos from Instagram and from its data export.
 
-``flows/cli.py`` registers :data:`scrape_app` and :data:`import_app`; ``mosaic build
+:mod:`cli.main` registers :data:`scrape_app` and :data:`import_app`; ``mosaic build
 --instagram USER`` calls :func:`fetch_instagram_photos` before building. Bad input is one
 line on stderr and exit status 2 (an ``--out`` folder whose ``manifest.json`` is not ours
 among it); posts that failed to download, and a site that cannot be reached, exit with
@@ -17,12 +17,18 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from cli.common import (
+    IncompleteError,
+    ensure_prefect_api,
+    setup_logging,
+    wait_for_prefect_api,
+)
 from mosaic.errors import MosaicError
 from mosaic.sources import manifest
-from mosaic.sources.download import DEFAULT_ALLOWED_HOSTS, AllowList, load_cookie_jar
-from mosaic.sources.instagram_web import (
+from mosaic.sources.download.hosts import DEFAULT_ALLOWED_HOSTS
+from mosaic.sources.instagram.options import ScrapeOptions, scrape_options
+from mosaic.sources.instagram.urls import (
     DEFAULT_BASE_URL,
-    ScrapeSettings,
     check_username,
     normalise_base_url,
     read_post_list,
@@ -30,7 +36,6 @@ from mosaic.sources.instagram_web import (
 
 log = logging.getLogger("mosaic.cli")
 
-EXIT_INCOMPLETE = 1
 RUNS = Path("mosaic-runs")
 
 scrape_app = typer.Typer(help="Download your photos from Instagram.", no_args_is_help=True)
@@ -50,36 +55,6 @@ _Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outp
 _Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show progress and Prefect logs.")]
 
 
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"mosaic: error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _setup_logging(verbose: bool) -> None:
-    from flows import cli
-
-    cli._setup_logging(verbose)
-
-
-def make_settings(base_url: str, allow_hosts: list[str] | tuple[str, ...] | None,
-                  cookies: Path | None, delay: float) -> ScrapeSettings:
-    """Check the scrape options and build :class:`ScrapeSettings`.
-
-    Raises
-    ------
-    MosaicError
-        A bad URL, host, cookies file or delay.
-    """
-    if delay < 0:
-        raise MosaicError("--delay must be 0 or more seconds")
-    hosts = tuple(allow_hosts) if allow_hosts else DEFAULT_ALLOWED_HOSTS
-    AllowList.parse(hosts)
-    if cookies is not None:
-        load_cookie_jar(cookies)
-    return ScrapeSettings(base_url=normalise_base_url(base_url), allow_hosts=hosts,
-                          cookies=str(cookies.resolve()) if cookies else None, delay=delay)
-
-
 def _check_out(out: Path) -> Path:
     if out.exists() and not out.is_dir():
         raise MosaicError(f"--out {out} is a file; give a folder")
@@ -93,33 +68,34 @@ def _check_out(out: Path) -> Path:
     return out
 
 
-def _scrape_request(**fields: Any) -> Any:
-    """A ``ScrapeRequest``, once the options are checked; starts the Prefect API first.
+def _scrape_options(workdir: Path | None, run_name: str, **values: Any) -> ScrapeOptions:
+    """Check the options, prepare the folders, then start the Prefect API.
 
     Prefect reads ``PREFECT_API_URL`` when it is imported: the temporary server must be
     configured before (otherwise Prefect starts a server of its own, which nothing stops
     if this process is killed).
     """
-    from flows import cli
+    options = scrape_options(**{name: value for name, value in values.items()
+                                if value is not None})
+    _check_out(Path(options.out or ""))
+    options = options.model_copy(update={"workdir": _workdir(workdir, run_name)})
+    ensure_prefect_api()
+    return options
 
-    cli.ensure_prefect_api()
-    from flows.scrape_instagram import ScrapeRequest
 
-    return ScrapeRequest(**fields)
+def _run_flow(options: ScrapeOptions, quiet: bool) -> dict[str, Any]:
+    """Run the scrape flow; a partial scrape is an :class:`IncompleteError` (exit 1)."""
+    from flows.scrape_instagram import ScrapeIncompleteError, run_scrape
+    from mosaic.sources.download.errors import FetchError
 
-
-def _run_flow(request: Any, quiet: bool) -> dict[str, Any]:
-    """Run the scrape flow (raises what it raises)."""
-    from flows import cli
-
-    cli.ensure_prefect_api()
-    if not quiet and cli.temporary_server_running():
-        typer.echo("mosaic: using a temporary Prefect server (about 15 s to start); "
-                   "`mosaic server start` keeps one running for faster runs", err=True)
-    from flows.scrape_instagram import run_scrape
-
-    cli.wait_for_prefect_api()
-    return run_scrape(request)
+    ensure_prefect_api()
+    wait_for_prefect_api(quiet)
+    try:
+        return run_scrape(options)
+    except ScrapeIncompleteError as exc:
+        raise IncompleteError(str(exc)) from None
+    except FetchError as exc:
+        raise IncompleteError(f"{exc}; run the same command again later") from None
 
 
 def _report(summary: dict[str, Any], quiet: bool) -> None:
@@ -136,26 +112,9 @@ def _report(summary: dict[str, Any], quiet: bool) -> None:
                f"manifest: {summary['manifest']}")
 
 
-def _scrape(request: Any, quiet: bool, verbose: bool) -> None:
-    """Run a scrape for a command: report, or turn its errors into exit statuses."""
-    from flows.scrape_instagram import ScrapeIncompleteError
-    from mosaic.sources.download import FetchError
-
-    try:
-        summary = _run_flow(request, quiet)
-    except MosaicError as exc:
-        _fail(str(exc))
-    except ScrapeIncompleteError as exc:
-        _fail(str(exc), EXIT_INCOMPLETE)
-    except FetchError as exc:
-        _fail(f"{exc}; run the same command again later", EXIT_INCOMPLETE)
-    except Exception as exc:
-        if verbose:
-            raise
-        _fail(f"internal error: {type(exc).__name__}: {exc} (run again with --verbose for "
-              "the traceback)", EXIT_INCOMPLETE)
-    else:
-        _report(summary, quiet)
+def _scrape(options: ScrapeOptions, quiet: bool) -> None:
+    """Run a scrape for a command and report it."""
+    _report(_run_flow(options, quiet), quiet)
 
 
 def _workdir(workdir: Path | None, name: str) -> str:
@@ -166,8 +125,8 @@ def _workdir(workdir: Path | None, name: str) -> str:
 
 def instagram_request(username: str, out: Path, base_url: str, allow_hosts: list[str] | None,
                       cookies: Path | None, max_posts: int | None, delay: float,
-                      workdir: Path | None = None) -> Any:
-    """Check the options of a profile scrape and build its ``ScrapeRequest``.
+                      workdir: Path | None = None) -> ScrapeOptions:
+    """Check the options of a profile scrape and build its :class:`ScrapeOptions`.
 
     Raises
     ------
@@ -175,13 +134,10 @@ def instagram_request(username: str, out: Path, base_url: str, allow_hosts: list
         Any bad option.
     """
     name = check_username(username)
-    if max_posts is not None and max_posts < 1:
-        raise MosaicError("--max-posts must be at least 1")
-    settings = make_settings(base_url, allow_hosts, cookies, delay)
-    _check_out(out)
-    run_dir = _workdir(workdir, f"instagram-{name}")
-    return _scrape_request(out_dir=str(out.resolve()), workdir=run_dir, settings=settings,
-                           username=name, max_posts=max_posts)
+    return _scrape_options(workdir, f"instagram-{name}", username=name, out=str(out.resolve()),
+                           base_url=base_url, allow_hosts=tuple(allow_hosts or ()) or None,
+                           cookies=str(cookies.resolve()) if cookies else None,
+                           max_posts=max_posts, delay=delay)
 
 
 @scrape_app.command("instagram")
@@ -199,13 +155,10 @@ def scrape_instagram_command(
     verbose: _Verbose = False,
 ) -> None:
     """Download the photos of an Instagram profile (videos are skipped)."""
-    try:
-        request = instagram_request(username, out, base_url, allow_host, cookies, max_posts,
-                                    delay, workdir)
-    except MosaicError as exc:
-        _fail(str(exc))
-    _setup_logging(verbose)
-    _scrape(request, quiet, verbose)
+    request = instagram_request(username, out, base_url, allow_host, cookies, max_posts, delay,
+                                workdir)
+    setup_logging(verbose)
+    _scrape(request, quiet)
 
 
 @scrape_app.command("posts")
@@ -221,17 +174,16 @@ def scrape_posts_command(
     verbose: _Verbose = False,
 ) -> None:
     """Download the photos of the posts listed in URLS (videos and reels are skipped)."""
-    try:
-        settings = make_settings(base_url, allow_host, cookies, delay)
-        posts, reels = read_post_list(urls, settings.base_url)
-        _check_out(out)
-        run_dir = _workdir(workdir, f"instagram-posts-{urls.stem}")
-    except MosaicError as exc:
-        _fail(str(exc))
-    request = _scrape_request(out_dir=str(out.resolve()), workdir=run_dir, settings=settings,
-                              post_urls=posts, reels=reels)
-    _setup_logging(verbose)
-    _scrape(request, quiet, verbose)
+    site = normalise_base_url(base_url)
+    posts, reels = read_post_list(urls, site)
+    request = _scrape_options(workdir, f"instagram-posts-{urls.stem}",
+                              out=str(out.resolve()), post_urls=posts,
+                              reels=reels, base_url=site,
+                              allow_hosts=tuple(allow_host or ()) or None,
+                              cookies=str(cookies.resolve()) if cookies else None,
+                              delay=delay)
+    setup_logging(verbose)
+    _scrape(request, quiet)
 
 
 @import_app.command("instagram-export")
@@ -243,14 +195,11 @@ def import_instagram_export_command(
     verbose: _Verbose = False,
 ) -> None:
     """Import the photos of your posts from an Instagram data export."""
-    from mosaic.sources.instagram_export import import_instagram_export
+    from mosaic.sources.instagram.export import import_instagram_export
 
-    _setup_logging(verbose)
-    try:
-        _check_out(out)
-        summary = import_instagram_export(zip_file, out)
-    except MosaicError as exc:
-        _fail(str(exc))
+    setup_logging(verbose)
+    _check_out(out)
+    summary = import_instagram_export(zip_file, out)
     if quiet:
         typer.echo(str(out.resolve()))
         return
@@ -292,21 +241,20 @@ def fetch_instagram_photos(username: str, out_dir: Path, base_url: str = DEFAULT
     MosaicError
         Bad options, no such profile, or no photo could be saved.
     """
-    from flows.scrape_instagram import ScrapeIncompleteError
-    from mosaic.sources.download import FetchError
     from mosaic.sources.manifest import read_manifest
 
     request = instagram_request(username, out_dir, base_url, allow_hosts, cookies, max_posts,
                                 delay)
     try:
         summary = _run_flow(request, quiet=True)
-    except (ScrapeIncompleteError, FetchError, MosaicError) as exc:
+    except MosaicError as exc:
         posts = read_manifest(out_dir)["posts"].values()
         saved = sum(len(p.get("images", [])) for p in posts
                     if p.get("status") in {manifest.DONE, manifest.PARTLY_GONE})
         if not saved:
-            raise MosaicError(str(exc)) from None
-        log.warning("%s; building with the %d photos already saved", exc, saved)
+            raise MosaicError(*exc.args) from None  # no photo at all: exit 2
+        log.warning("%s; building with the %d photos already saved", exc.for_command_line(),
+                    saved)
         return out_dir
     log.info("%d images from @%s in %s", summary["images"], username, out_dir)
     return out_dir

@@ -17,6 +17,8 @@ from uuid import UUID
 
 import typer
 
+from cli.common import IncompleteError, ensure_prefect_api, fail, wait_for_prefect_api
+
 REPORT_KEYS = ("mosaic-report", "instagram-scrape")
 """Artifact keys whose description says what a run produced."""
 STATE_TYPES = ("scheduled", "pending", "running", "completed", "failed", "cancelled",
@@ -181,23 +183,18 @@ def runs(
         help="Only runs in this state: completed, failed, running, scheduled...")] = None,
 ) -> None:
     """Recent runs (builds, scrapes) with state, duration and output, from the Prefect API."""
-    from flows import cli
-
     if limit < 1:
-        cli.fail("--limit must be at least 1")
+        fail("--limit must be at least 1")
     if state is not None and state.lower() not in STATE_TYPES:
-        cli.fail(f"--state {state!r}: choose one of {', '.join(STATE_TYPES)}")
-    cli.ensure_prefect_api()
-    if cli.temporary_server_running():
-        typer.echo("mosaic: no Prefect server is running; reading the runs through a "
-                   "temporary one (about 15 s; `make ui` keeps one running)", err=True)
-    cli.wait_for_prefect_api()
+        fail(f"--state {state!r}: choose one of {', '.join(STATE_TYPES)}")
+    ensure_prefect_api()
+    wait_for_prefect_api(quiet=False, what="no server is running: reading the runs through "
+                         "a temporary one, about 15 s")
     try:
         rows = recent_runs(limit, flow, state)
     except Exception as exc:  # the API is unreachable or answers with an error
-        typer.echo(f"mosaic: error: cannot read the runs from the Prefect API "
-                   f"({type(exc).__name__}: {exc})", err=True)
-        raise typer.Exit(1) from None
+        raise IncompleteError(f"cannot read the runs from the Prefect API "
+                              f"({type(exc).__name__}: {exc})") from None
     if not rows:
         typer.echo("no runs yet")
         return

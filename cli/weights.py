@@ -4,9 +4,7 @@ Detects the faces and people of the target, lays out the grid as ``mosaic build`
 (with the face-aware crop), and writes the tile weights drawn over the target. No
 Prefect, no photo library: it takes a few seconds.
 
-Registered in :mod:`flows.cli` as ``app.command("weights")(weights)``. This module does
-not import :mod:`flows.cli` (which imports it), so it repeats its one-line error rule:
-bad input is ``mosaic: error: ...`` on stderr and exit status 2.
+Registered by :mod:`cli.main`, which turns its errors into one line and exit status 2.
 """
 
 from __future__ import annotations
@@ -17,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from mosaic.errors import MosaicError
+from mosaic.images import DEFAULT_MAX_PIXELS
 from mosaic.importance import (
     DEFAULT_FACE_WEIGHT,
     DEFAULT_FALLOFF,
@@ -25,16 +24,9 @@ from mosaic.importance import (
     SEGMENTERS,
 )
 
-EXIT_BAD_INPUT = 2
 DEFAULT_TILES = 1000
 """Tiles when neither --grid nor --tiles is given."""
 _NO_PHOTO_LIMIT = 10**9
-
-
-def _fail(message: str) -> None:
-    """Print a one-line error and exit with status 2 (as ``flows.cli.fail`` does)."""
-    typer.echo(f"mosaic: error: {message}", err=True)
-    raise typer.Exit(EXIT_BAD_INPUT)
 
 
 def _check_out(path: Path, target: Path) -> None:
@@ -99,18 +91,16 @@ def weights(
     pointrend_weights: Annotated[Optional[Path], typer.Option(
         help="PointRend weights, with --segmenter pointrend.")] = None,
     max_pixels: Annotated[int, typer.Option(
-        help="Refuse images with more pixels (decompression-bomb guard).")] = 100_000_000,
+        help="Refuse images with more pixels (decompression-bomb guard).")
+    ] = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Show which tiles of TARGET the mosaic will protect (faces and people)."""
-    try:
-        _check_options(mode, face_weight, person_weight, falloff, segmenter,
-                       (pointrend_config, pointrend_weights), grid, tiles)
-        _check_out(out, target)
-        lines = run_weights(target, out, grid, tiles, size, mode, face_weight, person_weight,
-                            falloff, segmenter, pointrend_config, pointrend_weights,
-                            max_pixels)
-    except MosaicError as exc:
-        _fail(str(exc))
+    _check_options(mode, face_weight, person_weight, falloff, segmenter,
+                   (pointrend_config, pointrend_weights), grid, tiles)
+    _check_out(out, target)
+    lines = run_weights(target, out, grid, tiles, size, mode, face_weight, person_weight,
+                        falloff, segmenter, pointrend_config, pointrend_weights,
+                        max_pixels)
     typer.echo("\n".join(lines))
 
 

@@ -31,7 +31,7 @@ from typing import Any
 from mosaic.errors import MosaicError
 from mosaic.files import atomic_path, remove_stale_temporaries
 from mosaic.sources import manifest
-from mosaic.sources.download import sniff_image
+from mosaic.sources.download.images import sniff_image
 
 log = logging.getLogger("mosaic.instagram_export")
 
@@ -180,7 +180,7 @@ class _Importer:
         self.archive, self.zip_path, self.out_dir, self.cap = archive, zip_path, out_dir, cap
         self.summary = summary
         self.members = {info.filename: info for info in archive.infolist() if not info.is_dir()}
-        self.entries: dict[str, dict[str, Any]] = {}
+        self.entries: dict[str, manifest.PostEntry] = {}
         self.created: list[Path] = []
 
     def member(self, uri: str, root: str) -> zipfile.ZipInfo | None:
@@ -201,7 +201,7 @@ class _Importer:
                         f"{self.zip_path}: refused: member {info.filename!r} is "
                         f"{info.file_size / 1e6:.0f} MB, over the {self.cap / 1e6:.0f} MB cap")
 
-    def save(self, info: zipfile.ZipInfo, uri: str) -> dict[str, Any] | None:
+    def save(self, info: zipfile.ZipInfo, uri: str) -> manifest.ImageRecord | None:
         data = _read_member(self.archive, info, self.cap, self.zip_path)
         kind = sniff_image(data[:16])
         if kind is None:
@@ -247,12 +247,14 @@ class _Importer:
                 images.append(saved)
         self.summary.skipped_videos += videos
         self.summary.posts += 1
-        status = manifest.DONE if images else manifest.VIDEO if videos else manifest.FAILED
-        self.entries[key] = {
-            "code": key, "url": None, "date": manifest.timestamp_iso(stamp), "title": title,
-            "status": status, "found_by": "export", "images": images,
-            "skipped_videos": videos,
-            "error": None if images or videos else "no readable image in the ZIP"}
+        about = manifest.Post(key, None, manifest.timestamp_iso(stamp), "export", videos,
+                              title=title, exported=True)
+        if images:
+            self.entries[key] = manifest.done_entry(about, images)
+        elif videos:
+            self.entries[key] = manifest.video_entry(about)
+        else:
+            self.entries[key] = manifest.failed_entry(about, "no readable image in the ZIP")
 
 
 def import_instagram_export(zip_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
@@ -289,7 +291,7 @@ def import_instagram_export(zip_path: str | os.PathLike[str], out_dir: str | os.
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise MosaicError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+        raise MosaicError(f"`out` {out}: cannot create the folder ({exc.strerror})") from None
     manifest.check_manifest(out)  # before anything is written: another tool's file stays
     remove_stale_temporaries(out)
     with zipfile.ZipFile(zip_path) as archive:

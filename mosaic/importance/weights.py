@@ -1,0 +1,276 @@
+"""Tile weights from a :class:`Detection`: fall-off around faces and people, tile classes.
+
+For a class with weight ``W`` every pixel gets ``1 + (W - 1) * exp(-d / (falloff * tile))``
+(see :func:`tile_weights`); the defaults were chosen with ``benchmarks/bench_weights.py``
+(``benchmarks/TUNING-importance.md``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from mosaic.errors import MosaicError
+from mosaic.importance.detection import Detection, FloatBox
+
+MODES = ("faces+people", "faces", "people", "none")
+"""Weighting modes: which classes raise the weight of the tiles near them."""
+
+DEFAULT_FACE_WEIGHT = 3.0
+"""Weight of a pixel inside a face: face-tile cost 32-63 % lower for at most 2.6 % more
+overall on 8 of the 9 targets with faces (``benchmarks/bench_weights.py``)."""
+DEFAULT_PERSON_WEIGHT = 1.25
+"""Weight of a pixel inside a person: person tiles improve too; more takes from the faces."""
+DEFAULT_FALLOFF = 0.25
+"""Fall-off length around a face or person, in tiles (0.25 to 1 differ little; the
+shortest keeps the overall cost lowest)."""
+
+SAMPLES_PER_TILE = 8
+"""Distance-transform cells per tile side in :func:`tile_weights`."""
+CLASS_FRACTION = 0.25
+"""A tile is a face (person) tile when at least this fraction of it is face (person)."""
+FACE, PERSON, BACKGROUND = 2, 1, 0
+"""Tile labels of :func:`tile_classes`."""
+
+_CELL_FRACTION = 0.5  # a distance-transform cell belongs to a class when half of it does
+_REACH = 7  # fall-off lengths a class's weight reaches: exp(-7) is under 0.1 % of W - 1
+_EDGE_SLACK = 1e-9  # a crop edge that lies on a cell boundary up to rounding keeps its cell
+
+
+def check_weights(mode: str, face_weight: float, person_weight: float, falloff_tiles: float
+                  ) -> None:
+    """Raise :class:`MosaicError` for an unknown mode or weights below 1.
+
+    Raises
+    ------
+    MosaicError
+        ``mode`` not in :data:`MODES`, a weight below 1 or not finite, or a negative
+        fall-off.
+    """
+    if mode not in MODES:
+        raise MosaicError(f"`weights` {mode!r}: choose one of {', '.join(MODES)}")
+    for label, value in (("`face_weight`", face_weight), ("`person_weight`", person_weight)):
+        if not (math.isfinite(value) and value >= 1):
+            raise MosaicError(f"{label} {value}: must be a number >= 1 (1 = no preference)")
+    if not (math.isfinite(falloff_tiles) and falloff_tiles >= 0):
+        raise MosaicError(f"`falloff` {falloff_tiles}: must be a number of tiles >= 0")
+
+
+def falloff_weights(mask: np.ndarray, weight: float, length: float,
+                    sampling: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """Per-pixel ``1 + (weight - 1) * exp(-d / length)``, ``d`` the distance to ``mask``.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (H, W)
+        The labelled pixels (distance 0).
+    weight : float
+        Weight inside the mask (>= 1).
+    length : float
+        Fall-off length, in the units of ``sampling``; 0 means no fall-off (``weight``
+        inside the mask, 1 outside).
+    sampling : (float, float)
+        Pixel height and width, for the Euclidean distance transform.
+
+    Returns
+    -------
+    ndarray of float64, shape (H, W)
+        All ones when the mask is empty.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any() or weight == 1:
+        return np.ones(mask.shape)
+    distance = ndimage.distance_transform_edt(~mask, sampling=sampling)
+    if length <= 0:
+        return np.where(mask, float(weight), 1.0)
+    return 1.0 + (weight - 1.0) * np.exp(-distance / length)
+
+
+def _class_masks(detection: Detection, mode: str, face_weight: float, person_weight: float
+                 ) -> list[tuple[np.ndarray, float]]:
+    """The (mask, weight) pairs that ``mode`` counts."""
+    if mode == "faces+people":
+        return [(detection.face_mask, face_weight), (detection.person_mask, person_weight)]
+    if mode == "faces":
+        return [(detection.face_mask, face_weight)]
+    if mode == "people":
+        return [(detection.person_mask, person_weight)]
+    return []
+
+
+def _resample_mask(mask: np.ndarray, box: FloatBox, size: tuple[int, int]) -> np.ndarray:
+    """Fraction of each cell of ``box`` (split into ``size`` = (w, h) cells) in ``mask``."""
+    image = Image.fromarray(mask.astype(np.uint8) * 255)
+    small = image.resize(size, Image.Resampling.BOX, box=box)
+    return np.asarray(small, dtype=np.float64) / 255.0
+
+
+def _check_grid(detection: Detection, crop: Sequence[int], rows: int, cols: int) -> None:
+    """Raise ValueError unless the grid is positive and the crop inside the target."""
+    width, height = detection.size
+    left, top, right, bottom = crop
+    if rows < 1 or cols < 1:
+        raise ValueError(f"rows and cols must be positive, got {rows}x{cols}")
+    if not (0 <= left < right <= width and 0 <= top < bottom <= height):
+        raise ValueError(f"crop {tuple(crop)} is not inside the {width}x{height} target")
+
+
+def tile_weights(detection: Detection, crop: tuple[int, int, int, int], rows: int, cols: int,
+                 mode: str = "faces+people", face_weight: float = DEFAULT_FACE_WEIGHT,
+                 person_weight: float = DEFAULT_PERSON_WEIGHT,
+                 falloff_tiles: float = DEFAULT_FALLOFF,
+                 samples_per_tile: int = SAMPLES_PER_TILE) -> np.ndarray:
+    """Importance of every tile: the mean over its pixels of the fall-off weights.
+
+    Parameters
+    ----------
+    detection : Detection
+        Faces and people of the target.
+    crop : (int, int, int, int)
+        The part of the target the mosaic covers.
+    rows, cols : int
+        The grid; tiles are numbered row by row as in :func:`mosaic.features.tile_boxes`.
+    mode : {"faces+people", "faces", "people", "none"}
+        Which classes count. Classes combine by the per-pixel maximum of their weights.
+    face_weight, person_weight : float
+        Weight ``W`` of a pixel inside a face / a person (>= 1).
+    falloff_tiles : float
+        Fall-off length in tiles: pixel weights are ``1 + (W - 1) exp(-d / (f * tile))``
+        with ``d`` the distance to the class and ``tile`` the mean tile side in target
+        pixels; 0 = no fall-off.
+    samples_per_tile : int
+        Resolution of the distance transform: cells per tile side.
+
+    Returns
+    -------
+    ndarray of float64, shape (rows * cols,)
+        All >= 1; all exactly 1 for mode "none" or when nothing of the chosen classes
+        was found.
+    """
+    check_weights(mode, face_weight, person_weight, falloff_tiles)
+    _check_grid(detection, crop, rows, cols)
+    if samples_per_tile < 1:
+        raise ValueError("samples_per_tile must be at least 1")
+    classes = [(m, w) for m, w in _class_masks(detection, mode, face_weight, person_weight)
+               if w > 1 and m.any()]
+    if not classes:
+        return np.ones(rows * cols)
+    left, top, right, bottom = crop
+    tile_w, tile_h = (right - left) / cols, (bottom - top) / rows
+    cell_w, cell_h = tile_w / samples_per_tile, tile_h / samples_per_tile
+    width, height = detection.size
+    # A margin of whole cells (as far as the image goes) where weights still reach the crop.
+    reach = min(max(rows, cols), math.ceil(_REACH * falloff_tiles) + 1) * samples_per_tile
+    pad_left = min(reach, math.floor(left / cell_w + _EDGE_SLACK))
+    pad_top = min(reach, math.floor(top / cell_h + _EDGE_SLACK))
+    pad_right = min(reach, math.floor((width - right) / cell_w + _EDGE_SLACK))
+    pad_bottom = min(reach, math.floor((height - bottom) / cell_h + _EDGE_SLACK))
+    box = (left - pad_left * cell_w, top - pad_top * cell_h,
+           right + pad_right * cell_w, bottom + pad_bottom * cell_h)
+    grid_size = (cols * samples_per_tile + pad_left + pad_right,
+                 rows * samples_per_tile + pad_top + pad_bottom)
+    length = falloff_tiles * (tile_w + tile_h) / 2
+    combined = np.ones((grid_size[1], grid_size[0]))
+    for mask, weight in classes:
+        cells = _resample_mask(mask, box, grid_size) >= _CELL_FRACTION
+        np.maximum(combined, falloff_weights(cells, weight, length, (cell_h, cell_w)),
+                   out=combined)
+    inner = combined[pad_top:pad_top + rows * samples_per_tile,
+                     pad_left:pad_left + cols * samples_per_tile]
+    per_tile = inner.reshape(rows, samples_per_tile, cols, samples_per_tile).mean(axis=(1, 3))
+    return np.maximum(per_tile.ravel(), 1.0)
+
+
+def resolve_mode(detection: Detection, mode: str) -> tuple[str, str | None]:
+    """The mode that will actually apply, and a note for the user when it is not ``mode``.
+
+    ``faces+people`` (the default) needs a face or a person, ``faces`` a face and
+    ``people`` a person; otherwise the weights are uniform ("none") and the note says
+    why.
+    """
+    if mode not in MODES:
+        raise MosaicError(f"`weights` {mode!r}: choose one of {', '.join(MODES)}")
+    if mode == "none":
+        return "none", None
+    has_faces, has_people = bool(detection.faces), bool(detection.person_mask.any())
+    if not has_faces and not has_people:
+        return "none", "nobody found in the target: weights are uniform (every tile counts alike)"
+    if mode == "faces" and not has_faces:
+        return "none", "no face found in the target: weights are uniform"
+    if mode == "people" and not has_people:
+        return "none", "no person found in the target: weights are uniform"
+    return mode, None
+
+
+def weights_settings(mode: str, face_weight: float = DEFAULT_FACE_WEIGHT,
+                     person_weight: float = DEFAULT_PERSON_WEIGHT,
+                     falloff_tiles: float = DEFAULT_FALLOFF, requested: str | None = None
+                     ) -> dict[str, Any]:
+    """The ``weights`` entry of metrics.json: mode and parameters."""
+    return {"mode": mode, "requested": requested if requested is not None else mode,
+            "face_weight": face_weight, "person_weight": person_weight,
+            "falloff_tiles": falloff_tiles}
+
+
+def tile_fractions(detection: Detection, crop: tuple[int, int, int, int], rows: int, cols: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Fraction of each tile covered by a face and by a person, each shape (rows*cols,)."""
+    _check_grid(detection, crop, rows, cols)
+    box = tuple(float(v) for v in crop)
+    face = _resample_mask(detection.face_mask, box, (cols, rows)).ravel()  # type: ignore[arg-type]
+    person = _resample_mask(detection.person_mask, box, (cols, rows)).ravel()  # type: ignore[arg-type]
+    return face, person
+
+
+def tile_classes(detection: Detection, crop: tuple[int, int, int, int], rows: int, cols: int,
+                 threshold: float = CLASS_FRACTION) -> np.ndarray:
+    """Label every tile: :data:`FACE` (2), :data:`PERSON` (1) or :data:`BACKGROUND` (0).
+
+    A tile is a face tile when at least ``threshold`` (a quarter, by default) of its area
+    is face; otherwise a person tile when at least ``threshold`` of it is person (faces
+    included); otherwise background. A quarter rather than a majority so that a face
+    spanning few tiles still has face tiles.
+
+    Returns
+    -------
+    ndarray of int8, shape (rows * cols,)
+    """
+    face, person = tile_fractions(detection, crop, rows, cols)
+    labels = np.full(rows * cols, BACKGROUND, dtype=np.int8)
+    labels[person >= threshold] = PERSON
+    labels[face >= threshold] = FACE
+    return labels
+
+
+def class_costs(tile_cost: np.ndarray, classes: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Mean cost over face, person and background tiles separately.
+
+    Parameters
+    ----------
+    tile_cost : ndarray, shape (T,)
+        Unweighted cost of each tile's photo.
+    classes : ndarray, shape (T,)
+        Labels from :func:`tile_classes`.
+
+    Returns
+    -------
+    dict
+        ``{"face": {"tiles": n, "mean_cost": x}, "person": ..., "background": ...}``;
+        ``mean_cost`` is None for a class without tiles. The person class excludes face
+        tiles.
+    """
+    cost = np.asarray(tile_cost, dtype=np.float64).ravel()
+    labels = np.asarray(classes).ravel()
+    if cost.shape != labels.shape:
+        raise ValueError(f"tile_cost has {cost.size} tiles but classes {labels.size}")
+    result: dict[str, dict[str, Any]] = {}
+    for name, label in (("face", FACE), ("person", PERSON), ("background", BACKGROUND)):
+        chosen = cost[labels == label]
+        result[name] = {"tiles": int(chosen.size),
+                        "mean_cost": float(chosen.mean()) if chosen.size else None}
+    return result

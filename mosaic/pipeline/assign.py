@@ -1,0 +1,232 @@
+"""Stage 5: which photo goes on which tile.
+
+Three steps, the same for every method:
+
+* :func:`plan` resolves ``auto`` by problem size and memory budget (and refuses a budget
+  too small to build at full quality);
+* :func:`score` writes the dense tiles x photos cost matrix in blocks (local Dask
+  threads or a cluster) into memory-mapped ``.npy`` files; for the regional method,
+  which never builds that matrix, it writes nothing;
+* :func:`arrange` solves: a dense method on the matrix, or the regional method from the
+  features. Both strategies save ``assignment.json`` and each tile's winning crop.
+
+:func:`baselines` says which extra solves the report compares with (greedy, and the
+unweighted optimum): they need the dense matrix, so regional has none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mosaic.assign.auto import choose_method, smallest_budget
+from mosaic.assign.methods import SIZED_METHODS, solve_dense
+from mosaic.assign.regional import STAGES, assign_regional
+from mosaic.assign.result import Assignment
+from mosaic.blocks import (
+    BlockRunner,
+    Features,
+    dask_client,
+    format_bytes,
+    prepare_features,
+    score_to_memmap,
+)
+from mosaic.errors import MosaicError
+from mosaic.features import Metric, to_features
+from mosaic.files import FileRef, atomic_path, save_npy_atomic, write_json_atomic
+from mosaic.layout import Layout
+from mosaic.options import ScaleRequest
+from mosaic.pipeline import stage_folder
+from mosaic.pipeline.results import (
+    AssignPlan,
+    AssignResult,
+    LibraryResult,
+    ScoreResult,
+    TargetResult,
+)
+from mosaic.progress import stage
+
+logger = logging.getLogger("mosaic.scale")
+
+
+def plan(method: str, tiles: int, photos: int, crops: int, feature_size: int,
+         request: ScaleRequest, check_minimum: bool = True) -> AssignPlan:
+    """Resolve ``auto`` (and check "optimal" and "regional") for this size.
+
+    Parameters
+    ----------
+    method : str
+        What was asked for; other methods (greedy, lp, ...) are returned unchanged.
+    tiles, photos, crops, feature_size : int
+        Problem size.
+    request : ScaleRequest
+        The memory budget and regions.
+    check_minimum : bool
+        Refuse a budget below :func:`~mosaic.assign.auto.smallest_budget` (off when the
+        sizes are estimates, before the photos are read).
+
+    Returns
+    -------
+    AssignPlan
+
+    Raises
+    ------
+    MosaicError
+        "optimal" asked for a matrix over the memory budget, or a budget too small to
+        build at full quality.
+    """
+    budget = request.budget()
+    if method not in SIZED_METHODS:
+        return AssignPlan(method, method, f"{method}, as asked", None, budget, None)
+    feature_bytes = 4 * 3 * feature_size**2 * (tiles + photos * crops)
+    smallest = smallest_budget(tiles, photos, crops, request.regions, feature_bytes=feature_bytes)
+    if check_minimum and budget < smallest:
+        raise MosaicError(f"`max_memory` {format_bytes(budget)} is too small for {tiles:,} "
+                          f"tiles and {photos:,} photos: the smallest budget that works is "
+                          f"{_rounded_up(smallest)}")
+    choice = choose_method(tiles, photos, crops, budget, method, request.regions,
+                           feature_bytes=feature_bytes)
+    return AssignPlan(choice.method, method, choice.reason, choice.regions, budget,
+                      choice.dense_bytes)
+
+
+def _rounded_up(size: int) -> str:
+    """A size as the next "N.N MB" or "N.N GB" above it, so that giving it is enough."""
+    if size >= 1e9:
+        return f"{math.ceil(size / 1e8) / 10:.1f}GB"
+    return f"{math.ceil(size / 1e5) / 10:.1f}MB"
+
+
+def baselines(chosen: AssignPlan, weighted: bool, compare: bool) -> list[tuple[str, bool]]:
+    """The extra solves the report compares with: ``(method, weighted)`` pairs.
+
+    Greedy with the same weights (unless greedy is the method), and the unweighted
+    optimum when tiles are weighted. None for regional (they need the dense matrix).
+    """
+    if not compare or not chosen.dense:
+        return []
+    extra = [("greedy", weighted)] if chosen.method != "greedy" else []
+    return extra + ([("optimal", False)] if weighted else [])
+
+
+def _features(library: LibraryResult, target: TargetResult, metric: Metric) -> Features:
+    tile_features = to_features(np.load(target.tiles.path, allow_pickle=False), metric)
+    photo_features = to_features(np.load(library.thumbs.path, allow_pickle=False), metric)
+    return prepare_features(tile_features, photo_features)
+
+
+def score(chosen: AssignPlan, library: LibraryResult, target: TargetResult, metric: Metric,
+          workdir: str, request: ScaleRequest) -> ScoreResult:
+    """The dense cost matrix and winning crops, in blocks; nothing for regional.
+
+    Blocks run on local Dask threads, or on the cluster at ``request.dask_address``; the
+    blocks in flight stay within the memory budget (the files are memory-mapped). The
+    budget and the cluster change where and how fast, never the scores.
+    """
+    where = request.dask_address or "local threads"
+    if not chosen.dense:
+        return ScoreResult(None, None, 0.0, where)
+    features = _features(library, target, metric)
+    folder = stage_folder(workdir, "score", library.thumbs.sha256, target.tiles.sha256, metric)
+    with_crops = features.n_crops > 1
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(dask_client(request.dask_address))
+        advance = stack.enter_context(stage("score", features.n_tiles))
+        cost_tmp = stack.enter_context(atomic_path(folder / "cost.npy"))
+        crop_tmp = (stack.enter_context(atomic_path(folder / "best_crop.npy"))
+                    if with_crops else None)
+        cost, crop = score_to_memmap(features, cost_tmp, request.budget(), BlockRunner(client),
+                                     with_crops=with_crops, crop_path=crop_tmp,
+                                     progress=advance)
+        del cost, crop  # flushed and closed before the files are renamed
+    return ScoreResult(FileRef.of(folder / "cost.npy"),
+                       FileRef.of(folder / "best_crop.npy") if with_crops else None,
+                       time.perf_counter() - started, where)
+
+
+def arrange(chosen: AssignPlan, method: str, scored: ScoreResult, library: LibraryResult,
+            target: TargetResult, weights: FileRef | None, metric: Metric, workdir: str,
+            request: ScaleRequest) -> AssignResult:
+    """Solve with ``method`` (the plan's, or a baseline's), tile-weighted if ``weights``.
+
+    The two strategies: a dense method solves the matrix of :func:`score`; the regional
+    method solves from the features, never holding the dense matrix.
+    """
+    if method == "regional":
+        return _arrange_regional(chosen, library, target, weights, metric, workdir, request)
+    if scored.cost is None:
+        raise MosaicError(f"`method` {method!r} needs the dense matrix, which was not scored")
+    return _arrange_dense(method, scored, weights, workdir)
+
+
+def _label(method: str, weights: FileRef | None) -> str:
+    return method if weights is not None else f"{method}, unweighted"
+
+
+def _save(folder: Path, assignment: Assignment, tile_crop: np.ndarray | None
+          ) -> tuple[FileRef, FileRef | None]:
+    write_json_atomic(folder / "assignment.json", assignment.to_dict())
+    if tile_crop is None:
+        return FileRef.of(folder / "assignment.json"), None
+    save_npy_atomic(folder / "tile_crop.npy", tile_crop)
+    return FileRef.of(folder / "assignment.json"), FileRef.of(folder / "tile_crop.npy")
+
+
+def _arrange_dense(method: str, scored: ScoreResult, weights: FileRef | None, workdir: str
+                   ) -> AssignResult:
+    assert scored.cost is not None
+    matrix = np.load(scored.cost.path, mmap_mode="r", allow_pickle=False)
+    tile_weight = np.load(weights.path, allow_pickle=False) if weights is not None else None
+    label = _label(method, weights)
+    with stage(f"solve ({label})", 1) as advance:
+        result = solve_dense(method, matrix, tile_weight)
+        advance(1)
+    tile_crop = None
+    if scored.best_crop is not None:  # each tile's crop of its own photo, for the render
+        crops = np.load(scored.best_crop.path, mmap_mode="r", allow_pickle=False)
+        tile_crop = np.asarray(crops[np.arange(len(result.photo_of_tile)), result.photo_of_tile])
+    folder = stage_folder(workdir, "assign", scored.cost.sha256, method,
+                          weights.sha256 if weights else None)
+    assignment, crop_ref = _save(folder, result, tile_crop)
+    return AssignResult(assignment, crop_ref, label, result.objective, result.mean_cost,
+                        result.seconds, result.status, result.gap, result.message,
+                        where=scored.where)
+
+
+def _arrange_regional(chosen: AssignPlan, library: LibraryResult, target: TargetResult,
+                      weights: FileRef | None, metric: Metric, workdir: str,
+                      request: ScaleRequest) -> AssignResult:
+    features = _features(library, target, metric)
+    tile_weight = np.load(weights.path, allow_pickle=False) if weights is not None else None
+    label = _label("regional", weights)
+    layout: Layout = target.layout
+    with (dask_client(request.dask_address) as client,
+          stage(f"solve ({label}, {len(STAGES)} stages)", len(STAGES)) as advance):
+        result = assign_regional(features, (layout.rows, layout.cols), tile_weight,
+                                 chosen.regions, request.budget(), BlockRunner(client),
+                                 log=logger.info, progress=advance)
+    assignment, report = result.assignment, result.report
+    folder = stage_folder(workdir, "assign", library.thumbs.sha256, target.tiles.sha256, metric,
+                          "regional", chosen.regions, weights.sha256 if weights else None)
+    assignment_ref, crop_ref = _save(folder, assignment, result.best_crop)
+    passes = ("c-transform pass", "reduced-cost pass")
+    score_seconds = sum(report.seconds.get(name, 0.0) for name in passes)
+    logger.info("regional: %s; peak memory %s", assignment.message,
+                format_bytes(report.peak_memory_bytes))
+    return AssignResult(assignment_ref, crop_ref, label, assignment.objective,
+                        assignment.mean_cost, assignment.seconds - score_seconds,
+                        assignment.status, assignment.gap, assignment.message,
+                        lower_bound=report.lower_bound, score_seconds=score_seconds,
+                        regional=report.to_dict(), where=request.dask_address or "local threads")
+
+
+def load_assignment(ref: FileRef) -> Assignment:
+    """Read an ``assignment.json`` written by :func:`arrange`."""
+    return Assignment.from_dict(json.loads(Path(ref.path).read_text(encoding="utf-8")))

@@ -1,0 +1,138 @@
+"""Stage 7: measure the poster against the target; write ``metrics.json`` and the report.
+
+:func:`build_metrics` assembles the metrics from the stages' results (nothing else
+assembles them); :func:`report` adds the quality figures, writes the report and its
+pictures in the run folder and ``metrics.json`` where it was asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mosaic.files import FileRef, write_json_atomic
+from mosaic.images import open_rgb
+from mosaic.importance import class_costs, weight_map_image
+from mosaic.machine import peak_memory_bytes
+from mosaic.options import BuildOptions
+from mosaic.outputs import check_replaceable, json_mark
+from mosaic.pipeline.assign import load_assignment
+from mosaic.pipeline.results import (
+    AssignPlan,
+    AssignResult,
+    LibraryResult,
+    PeopleResult,
+    RenderResult,
+    ReportResult,
+    RunTimes,
+    TargetResult,
+    WeightsResult,
+)
+from mosaic.report import (
+    heat_map,
+    mosaic_quality,
+    report_markdown,
+    save_image_atomic,
+    side_by_side,
+    write_report,
+)
+
+_COMPARED = ("method", "objective", "mean_cost", "seconds")
+
+
+def timings(times: RunTimes, chosen: AssignResult, plan: AssignPlan) -> dict[str, float]:
+    """Seconds of each stage in this run (0 for one taken from the cache), and the total."""
+    seconds = times.seconds
+    score = seconds.get("score", 0.0)
+    if not plan.dense:  # regional scores inside its solve
+        score = 0.0 if "solve" in times.cached else chosen.score_seconds
+    return {"load": seconds.get("library", 0.0) + seconds.get("target", 0.0),
+            "detect": seconds.get("people", 0.0), "score": score,
+            "solve": seconds.get("solve", 0.0), "render": seconds.get("render", 0.0),
+            "total": times.total}
+
+
+def build_metrics(options: BuildOptions, library: LibraryResult, people: PeopleResult | None,
+                  target: TargetResult, weights: WeightsResult, plan: AssignPlan,
+                  chosen: AssignResult, rendered: RenderResult, times: RunTimes
+                  ) -> dict[str, Any]:
+    """The run's metrics from the stages' results (``metrics.json`` without quality)."""
+    layout = target.layout
+    return {
+        "rows": layout.rows, "cols": layout.cols, "tiles": layout.tiles,
+        "photos_available": library.photos, "photos_used": layout.tiles,
+        "photo_files": library.files, "skipped": library.skipped,
+        "duplicates": library.duplicates, "near_duplicates": library.near_duplicates,
+        "method": plan.method, "method_requested": plan.requested,
+        "method_reason": plan.reason, "solver": chosen.message, "status": chosen.status,
+        "gap": chosen.gap, "lower_bound": chosen.lower_bound, "regional": chosen.regional,
+        "max_memory_bytes": plan.max_memory_bytes, "dask": chosen.where,
+        "assignment_file": chosen.assignment.path, "metric": options.metric,
+        "feature_size": options.feature_size, "crops": options.crops,
+        "weights": weights.settings, "weights_note": weights.note,
+        "faces_found": people.faces_found if people else None,
+        "person_fraction": people.person_fraction if people else None,
+        "mean_cost": chosen.mean_cost, "objective": chosen.objective,
+        "output": rendered.mosaic.path, "output_size": [rendered.width, rendered.height],
+        "timings": timings(times, chosen, plan), "cached_steps": list(times.cached),
+        "peak_rss_mb": round(peak_memory_bytes() / 2**20, 1),
+    }
+
+
+def report(options: BuildOptions, target_file: FileRef, library: LibraryResult,
+           people: PeopleResult | None, target: TargetResult, weights: WeightsResult,
+           plan: AssignPlan, compared: Sequence[AssignResult], rendered: RenderResult,
+           times: RunTimes) -> ReportResult:
+    """Measure the mosaic; write the report in the run folder and ``metrics.json``.
+
+    Parameters
+    ----------
+    options : BuildOptions
+        The build, resolved (every path filled in).
+    target_file : FileRef
+        The target picture.
+    library, people, target, weights, plan, rendered
+        The stages' results.
+    compared : sequence of AssignResult
+        The chosen solve first, then the baselines.
+    times : RunTimes
+        What the flow measured.
+
+    Returns
+    -------
+    ReportResult
+    """
+    chosen = compared[0]
+    layout = target.layout
+    metrics = {**json_mark(), **build_metrics(options, library, people, target, weights, plan,
+                                              chosen, rendered, times)}
+    target_crop = open_rgb(target_file.path).crop(layout.crop)
+    mosaic_image = open_rgb(rendered.mosaic.path, max_pixels=10 ** 10)
+    metrics["quality"] = mosaic_quality(mosaic_image, target_crop, layout.rows, layout.cols)
+    classes = np.load(weights.classes.path, allow_pickle=False)
+    tile_cost = load_assignment(chosen.assignment).tile_cost
+    metrics["class_costs"] = class_costs(tile_cost, classes)
+    metrics["comparison"] = [
+        {**{key: getattr(solve, key) for key in _COMPARED},
+         "class_costs": class_costs(load_assignment(solve.assignment).tile_cost, classes)}
+        for solve in compared]
+    folder = Path(str(options.workdir))
+    save_image_atomic(side_by_side(target_crop, mosaic_image), folder / "comparison.jpg")
+    save_image_atomic(heat_map(tile_cost, layout.rows, layout.cols), folder / "tile-costs.png")
+    images = {"Target and mosaic": "comparison.jpg",
+              "Cost per tile (dark = good match, yellow = poor)": "tile-costs.png"}
+    if not weights.uniform:
+        picture = weight_map_image(open_rgb(target_file.path),
+                                   np.load(weights.weights.path, allow_pickle=False),
+                                   layout.crop, layout.rows, layout.cols)
+        save_image_atomic(picture, folder / "weights.png")
+        images["Tile weights (faces and people get the best photos)"] = "weights.png"
+    text = report_markdown(metrics, metrics["comparison"], tile_cost, images)
+    write_report(folder / "report.md", text)
+    metrics_path = str(options.metrics)
+    check_replaceable(metrics_path, "`metrics`")
+    write_json_atomic(metrics_path, metrics)
+    return ReportResult(metrics, FileRef.of(metrics_path), str(folder / "report.md"), text)
