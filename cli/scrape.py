@@ -75,8 +75,9 @@ def _scrape_options(workdir: Path | None, run_name: str, **values: Any) -> Scrap
     configured before (otherwise Prefect starts a server of its own, which nothing stops
     if this process is killed).
     """
-    options = scrape_options(**{name: value for name, value in values.items()
-                                if value is not None})
+    given = {name: value for name, value in values.items() if value is not None}
+    # The command line uses only the cookies file it is given, never a Secret or $VAR.
+    options = scrape_options(cookies_secret=None, cookies_env=None, **given)
     _check_out(Path(options.out or ""))
     options = options.model_copy(update={"workdir": _workdir(workdir, run_name)})
     ensure_prefect_api()

@@ -11,10 +11,13 @@ instead of a traceback.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
+
+Model = TypeVar("Model")
 
 _PARAMETER = re.compile(r"`([a-z][a-z0-9_]*)`")
 
@@ -77,3 +80,28 @@ def options_error(error: ValidationError, what: str) -> MosaicError:
     else:
         reason = str(first["msg"]).lower()
     return MosaicError(f"`{name}` {value!r}: {reason}")
+
+
+def validated(model: Callable[..., Model], what: str, values: dict[str, object]) -> Model:
+    """``model(**values)`` (a pydantic options model); any problem is a :class:`MosaicError`.
+
+    Parameters
+    ----------
+    model : type
+        ``BuildOptions`` or ``ScrapeOptions``.
+    what : str
+        What the options are of ("a build"), for messages.
+    values : dict
+        The fields.
+
+    Raises
+    ------
+    MosaicError
+        The first value that cannot work, naming its parameter.
+    """
+    from pydantic import ValidationError
+
+    try:
+        return model(**values)
+    except ValidationError as error:
+        raise options_error(error, what) from None

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mosaic.blocks import default_max_memory, parse_memory
-from mosaic.errors import MosaicError, options_error
+from mosaic.errors import MosaicError, validated
 from mosaic.images import DEFAULT_MAX_PIXELS
 from mosaic.importance import (
     DEFAULT_FACE_WEIGHT,
@@ -238,7 +238,4 @@ def build_options(**values: object) -> BuildOptions:
     MosaicError
         The first value that cannot work, naming its parameter.
     """
-    try:
-        return BuildOptions(**values)  # type: ignore[arg-type]
-    except ValidationError as error:
-        raise options_error(error, "a build") from None
+    return validated(BuildOptions, "a build", values)

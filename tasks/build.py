@@ -17,6 +17,7 @@ from mosaic.features import Metric
 from mosaic.files import FileRef
 from mosaic.options import BuildOptions, LayoutRequest, ScaleRequest, WeightRequest
 from mosaic.pipeline import assign, library, people, render, report, target, weights
+from mosaic.pipeline import score as scoring
 from mosaic.pipeline.results import (
     AssignPlan,
     AssignResult,
@@ -105,8 +106,8 @@ def plan_assignment(options: BuildOptions, loaded: LibraryResult, prepared: Targ
 @task(name="score-blocks", **cached("request"))
 def score(chosen: AssignPlan, loaded: LibraryResult, prepared: TargetResult, metric: Metric,
           workdir: str, request: ScaleRequest) -> ScoreResult:
-    """The dense cost matrix in blocks; see :func:`mosaic.pipeline.assign.score`."""
-    return assign.score(chosen, loaded, prepared, metric, workdir, request)
+    """The dense cost matrix in blocks; see :func:`mosaic.pipeline.score.score`."""
+    return scoring.score(chosen, loaded, prepared, metric, workdir, request)
 
 
 @task(name="arrange", **cached("request"))

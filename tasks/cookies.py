@@ -21,12 +21,6 @@ from mosaic.sources.download.cookies import load_cookie_jar
 
 log = logging.getLogger("mosaic.scrape")
 
-COOKIES_SECRET = "instagram-cookies"
-"""The Secret block the nightly deployment reads (deployments/params/scrape-nightly.yaml)."""
-COOKIES_ENV = "MOSAIC_INSTAGRAM_COOKIES"
-"""The environment variable it reads when that block does not exist."""
-
-
 def _secret_text(name: str) -> str | None:
     """The text held by the Prefect Secret block ``name`` (None when there is no such block)."""
     from prefect.blocks.system import Secret
@@ -102,4 +96,4 @@ def cookies_file(path: str | None, secret: str | None, env: str | None
         processes.remove_private_dir(folder)
 
 
-__all__ = ["COOKIES_ENV", "COOKIES_SECRET", "cookies_file"]
+__all__ = ["cookies_file"]

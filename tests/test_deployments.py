@@ -351,3 +351,10 @@ def test_mosaic_runs_reads_state_duration_and_output_from_the_api(prefect_servic
     assert builds.exit_code == 0 and all("build-mosaic" in line
                                          for line in builds.stdout.splitlines()[1:])
     assert bad.exit_code == 2 and "--state 'sleepy'" in bad.stderr
+
+
+def test_a_scrape_run_given_only_an_account_is_the_nightly_set():
+    # `-p options='{"username": ...}'` replaces the whole set: the defaults must be the set.
+    nightly = yaml.safe_load((PARAMS / "scrape-nightly.yaml").read_text(encoding="utf-8"))
+    from_set = ScrapeOptions(**{**nightly, "username": "some.one"}).resolved()
+    assert from_set == ScrapeOptions(username="some.one").resolved()

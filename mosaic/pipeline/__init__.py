@@ -6,7 +6,8 @@ In the order a build runs them (:mod:`flows.build_mosaic` wires them as Prefect 
 2. :mod:`~mosaic.pipeline.people`: find the faces and people of the target.
 3. :mod:`~mosaic.pipeline.target`: plan the grid, crop the target, cut its tiles.
 4. :mod:`~mosaic.pipeline.weights`: per-tile weights from the faces and people.
-5. :mod:`~mosaic.pipeline.assign`: choose the method, score, solve (dense or regional).
+5. :mod:`~mosaic.pipeline.score` and :mod:`~mosaic.pipeline.assign`: choose the method,
+   score every pair (dense methods), solve (dense or regional).
 6. :mod:`~mosaic.pipeline.render`: draw the poster.
 7. :mod:`~mosaic.pipeline.report`: measure it, write ``metrics.json`` and the report.
 

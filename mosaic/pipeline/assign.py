@@ -1,14 +1,12 @@
 """Stage 5: which photo goes on which tile.
 
-Three steps, the same for every method:
+Two steps around the scoring of :mod:`mosaic.pipeline.score`, the same for every method:
 
 * :func:`plan` resolves ``auto`` by problem size and memory budget (and refuses a budget
-  too small to build at full quality);
-* :func:`score` writes the dense tiles x photos cost matrix in blocks (local Dask
-  threads or a cluster) into memory-mapped ``.npy`` files; for the regional method,
-  which never builds that matrix, it writes nothing;
-* :func:`arrange` solves: a dense method on the matrix, or the regional method from the
-  features. Both strategies save ``assignment.json`` and each tile's winning crop.
+  too small to build at full quality), before anything is scored;
+* :func:`arrange` solves: a dense method on the score stage's matrix, or the regional
+  method from the features (it scores inside its solve, never holding the dense matrix).
+  Both strategies save ``assignment.json`` and each tile's winning crop.
 
 :func:`baselines` says which extra solves the report compares with (greedy, and the
 unweighted optimum): they need the dense matrix, so regional has none.
@@ -16,11 +14,9 @@ unweighted optimum): they need the dense matrix, so regional has none.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,17 +25,10 @@ from mosaic.assign.auto import choose_method, smallest_budget
 from mosaic.assign.methods import SIZED_METHODS, solve_dense
 from mosaic.assign.regional import STAGES, assign_regional
 from mosaic.assign.result import Assignment
-from mosaic.blocks import (
-    BlockRunner,
-    Features,
-    dask_client,
-    format_bytes,
-    prepare_features,
-    score_to_memmap,
-)
+from mosaic.blocks import BlockRunner, dask_client, format_bytes
 from mosaic.errors import MosaicError
-from mosaic.features import Metric, to_features
-from mosaic.files import FileRef, atomic_path, save_npy_atomic, write_json_atomic
+from mosaic.features import Metric
+from mosaic.files import FileRef, save_npy_atomic, write_json_atomic
 from mosaic.layout import Layout
 from mosaic.options import ScaleRequest
 from mosaic.pipeline import stage_folder
@@ -50,6 +39,7 @@ from mosaic.pipeline.results import (
     ScoreResult,
     TargetResult,
 )
+from mosaic.pipeline.score import features
 from mosaic.progress import stage
 
 logger = logging.getLogger("mosaic.scale")
@@ -115,49 +105,14 @@ def baselines(chosen: AssignPlan, weighted: bool, compare: bool) -> list[tuple[s
     return extra + ([("optimal", False)] if weighted else [])
 
 
-def _features(library: LibraryResult, target: TargetResult, metric: Metric) -> Features:
-    tile_features = to_features(np.load(target.tiles.path, allow_pickle=False), metric)
-    photo_features = to_features(np.load(library.thumbs.path, allow_pickle=False), metric)
-    return prepare_features(tile_features, photo_features)
-
-
-def score(chosen: AssignPlan, library: LibraryResult, target: TargetResult, metric: Metric,
-          workdir: str, request: ScaleRequest) -> ScoreResult:
-    """The dense cost matrix and winning crops, in blocks; nothing for regional.
-
-    Blocks run on local Dask threads, or on the cluster at ``request.dask_address``; the
-    blocks in flight stay within the memory budget (the files are memory-mapped). The
-    budget and the cluster change where and how fast, never the scores.
-    """
-    where = request.dask_address or "local threads"
-    if not chosen.dense:
-        return ScoreResult(None, None, 0.0, where)
-    features = _features(library, target, metric)
-    folder = stage_folder(workdir, "score", library.thumbs.sha256, target.tiles.sha256, metric)
-    with_crops = features.n_crops > 1
-    started = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        client = stack.enter_context(dask_client(request.dask_address))
-        advance = stack.enter_context(stage("score", features.n_tiles))
-        cost_tmp = stack.enter_context(atomic_path(folder / "cost.npy"))
-        crop_tmp = (stack.enter_context(atomic_path(folder / "best_crop.npy"))
-                    if with_crops else None)
-        cost, crop = score_to_memmap(features, cost_tmp, request.budget(), BlockRunner(client),
-                                     with_crops=with_crops, crop_path=crop_tmp,
-                                     progress=advance)
-        del cost, crop  # flushed and closed before the files are renamed
-    return ScoreResult(FileRef.of(folder / "cost.npy"),
-                       FileRef.of(folder / "best_crop.npy") if with_crops else None,
-                       time.perf_counter() - started, where)
-
-
 def arrange(chosen: AssignPlan, method: str, scored: ScoreResult, library: LibraryResult,
             target: TargetResult, weights: FileRef | None, metric: Metric, workdir: str,
             request: ScaleRequest) -> AssignResult:
     """Solve with ``method`` (the plan's, or a baseline's), tile-weighted if ``weights``.
 
-    The two strategies: a dense method solves the matrix of :func:`score`; the regional
-    method solves from the features, never holding the dense matrix.
+    The two strategies: a dense method solves the matrix of
+    :func:`mosaic.pipeline.score.score`; the regional method solves from the features,
+    never holding the dense matrix.
     """
     if method == "regional":
         return _arrange_regional(chosen, library, target, weights, metric, workdir, request)
@@ -203,13 +158,13 @@ def _arrange_dense(method: str, scored: ScoreResult, weights: FileRef | None, wo
 def _arrange_regional(chosen: AssignPlan, library: LibraryResult, target: TargetResult,
                       weights: FileRef | None, metric: Metric, workdir: str,
                       request: ScaleRequest) -> AssignResult:
-    features = _features(library, target, metric)
+    scored_features = features(library, target, metric)
     tile_weight = np.load(weights.path, allow_pickle=False) if weights is not None else None
     label = _label("regional", weights)
     layout: Layout = target.layout
     with (dask_client(request.dask_address) as client,
           stage(f"solve ({label}, {len(STAGES)} stages)", len(STAGES)) as advance):
-        result = assign_regional(features, (layout.rows, layout.cols), tile_weight,
+        result = assign_regional(scored_features, (layout.rows, layout.cols), tile_weight,
                                  chosen.regions, request.budget(), BlockRunner(client),
                                  log=logger.info, progress=advance)
     assignment, report = result.assignment, result.report

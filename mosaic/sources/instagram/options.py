@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mosaic.errors import MosaicError, options_error
+from mosaic.errors import MosaicError, validated
 from mosaic.sources.download.cookies import load_cookie_jar
 from mosaic.sources.download.fetch import FetchSettings, RetryPolicy
 from mosaic.sources.download.hosts import DEFAULT_ALLOWED_HOSTS, AllowList
@@ -28,6 +28,10 @@ RUNS = Path("mosaic-runs")
 """Where run folders go by default (relative to the working folder)."""
 ACCOUNT = "{username}"
 """In a path: the run's account."""
+COOKIES_SECRET = "instagram-cookies"
+"""The Prefect Secret block a deployed scrape reads its cookies from, by default."""
+COOKIES_ENV = "MOSAIC_INSTAGRAM_COOKIES"
+"""The environment variable it reads when that block does not exist."""
 
 
 def for_account(path: str, account: str | None, parameter: str) -> str:
@@ -69,12 +73,12 @@ class ScrapeOptions(BaseModel):
     allow_hosts: tuple[str, ...] = Field(DEFAULT_ALLOWED_HOSTS, description="Image hosts "
                                          "(HOST or HOST:PORT) downloads may come from.")
     cookies: str | None = Field(None, description="Path of a Netscape cookies.txt.")
-    cookies_secret: str | None = Field(None, description="Prefect Secret block holding "
-                                       "the text of a cookies.txt, looked up when the run "
-                                       "starts.")
-    cookies_env: str | None = Field(None, description="Environment variable with the path "
-                                    "of a cookies.txt, or its text (when the Secret block "
-                                    "does not exist).")
+    cookies_secret: str | None = Field(COOKIES_SECRET, description="Prefect Secret block "
+                                       "holding the text of a cookies.txt, looked up when "
+                                       "the run starts (the command line passes None).")
+    cookies_env: str | None = Field(COOKIES_ENV, description="Environment variable with the "
+                                    "path of a cookies.txt, or its text (when the Secret "
+                                    "block does not exist).")
     retries: int = Field(3, ge=0, description="Task retries per post.")
     retry_delay: float = Field(2.0, ge=0, allow_inf_nan=False,
                                description="Seconds before a post's first task retry.")
@@ -147,10 +151,8 @@ def scrape_options(**values: object) -> ScrapeOptions:
     MosaicError
         The first value that cannot work, naming its parameter.
     """
-    try:
-        return ScrapeOptions(**values)  # type: ignore[arg-type]
-    except ValidationError as error:
-        raise options_error(error, "a scrape") from None
+    return validated(ScrapeOptions, "a scrape", values)
 
 
-__all__ = ["ACCOUNT", "ScrapeOptions", "for_account", "scrape_options"]
+__all__ = ["ACCOUNT", "COOKIES_ENV", "COOKIES_SECRET", "ScrapeOptions", "for_account",
+           "scrape_options"]

@@ -1,0 +1,61 @@
+"""Stage 5a: every photo scored against every tile (MSE in [0, 1]), for the dense methods.
+
+:func:`score` writes the dense tiles x photos cost matrix and each pair's winning crop in
+blocks (local Dask threads or a cluster) into memory-mapped ``.npy`` files; for the
+regional method, which never builds that matrix, it writes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import numpy as np
+
+from mosaic.blocks import BlockRunner, Features, dask_client, prepare_features, score_to_memmap
+from mosaic.features import Metric, to_features
+from mosaic.files import FileRef, atomic_path
+from mosaic.options import ScaleRequest
+from mosaic.pipeline import stage_folder
+from mosaic.pipeline.results import AssignPlan, LibraryResult, ScoreResult, TargetResult
+from mosaic.progress import stage
+
+
+def features(library: LibraryResult, target: TargetResult, metric: Metric) -> Features:
+    """The tiles' and photos' features in ``metric``, centred for block scoring."""
+    tile_features = to_features(np.load(target.tiles.path, allow_pickle=False), metric)
+    photo_features = to_features(np.load(library.thumbs.path, allow_pickle=False), metric)
+    return prepare_features(tile_features, photo_features)
+
+
+def score(chosen: AssignPlan, library: LibraryResult, target: TargetResult, metric: Metric,
+          workdir: str, request: ScaleRequest) -> ScoreResult:
+    """The dense cost matrix and winning crops, in blocks; nothing for regional.
+
+    Blocks run on local Dask threads, or on the cluster at ``request.dask_address``; the
+    blocks in flight stay within the memory budget (the files are memory-mapped). The
+    budget and the cluster change where and how fast, never the scores.
+    """
+    where = request.dask_address or "local threads"
+    if not chosen.dense:
+        return ScoreResult(None, None, 0.0, where)
+    scored = features(library, target, metric)
+    folder = stage_folder(workdir, "score", library.thumbs.sha256, target.tiles.sha256, metric)
+    with_crops = scored.n_crops > 1
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(dask_client(request.dask_address))
+        advance = stack.enter_context(stage("score", scored.n_tiles))
+        cost_tmp = stack.enter_context(atomic_path(folder / "cost.npy"))
+        crop_tmp = (stack.enter_context(atomic_path(folder / "best_crop.npy"))
+                    if with_crops else None)
+        cost, crop = score_to_memmap(scored, cost_tmp, request.budget(), BlockRunner(client),
+                                     with_crops=with_crops, crop_path=crop_tmp,
+                                     progress=advance)
+        del cost, crop  # flushed and closed before the files are renamed
+    return ScoreResult(FileRef.of(folder / "cost.npy"),
+                       FileRef.of(folder / "best_crop.npy") if with_crops else None,
+                       time.perf_counter() - started, where)
+
+
+__all__ = ["features", "score"]
