@@ -1,11 +1,11 @@
 """Dense exact or regional from the features, for the benchmarks: ``assign_large``.
 
 Benchmark helper (formerly ``mosaic.assign.auto.assign_large``; the build runs the same
-steps through :mod:`mosaic.steps_scale`): :func:`mosaic.assign.auto.choose_method`
-picks the method; the dense path scores the matrix in blocks into a memory-mapped file
-(:func:`mosaic.blocks.score_to_memmap`) and solves it exactly; the regional path never
-builds the matrix. Both report the method, the reason, the peak memory and the gap to a
-proven lower bound.
+steps through :mod:`mosaic.pipeline.score` and :mod:`mosaic.pipeline.assign`):
+:func:`mosaic.assign.auto.choose_method` picks the method; the dense path scores the
+matrix in blocks into a memory-mapped file (:func:`mosaic.blocks.score_to_memmap`) and
+solves it exactly; the regional path never builds the matrix. Both report the method,
+the reason, the peak memory and the gap to a proven lower bound.
 """
 
 from __future__ import annotations

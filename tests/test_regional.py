@@ -1,23 +1,21 @@
-"""Regional assignment: grid split, LP allocation, stitching, repair, auto method choice."""
+"""Regional assignment: grid split, prices and bound, stitching, repair, the C-less path.
+
+The allocation LP is tested in tests/test_regional_allocation.py, the method choice in
+tests/test_method_choice.py.
+"""
 
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import pytest
-from scipy import sparse
-from scipy.optimize import linprog
 
-from benchmarks.large import assign_large
 from mosaic.assign import exact, lsa
-from mosaic.assign.auto import DENSE_SHARE, choose_method
 from mosaic.assign.exact import OPTIMAL_GAP, assign_optimal, relative_gap
 from mosaic.assign.regional import (
     MIN_GAIN,
     RegionGrid,
-    allocate,
     assign_regional,
     c_transform_prices,
     check_assignment,
@@ -30,49 +28,19 @@ from mosaic.assign.regional import (
     solve_with_prices,
     split_grid,
 )
-from mosaic.blocks import BlockRunner, dense_bytes, prepare_features
-from mosaic.cost import cost_matrix, mse_matrix
+from mosaic.blocks import BlockRunner, prepare_features
 from mosaic.errors import MosaicError
-from tests.large_problems import distinct_photos, photo_features, tile_features, tile_weights
-
-#: The large problem: 1,512 Obama tiles, 1,708 real photos (two crops of each sample).
-LARGE_GRID = (36, 42)
-#: The medium problem: 480 tiles, 854 photos (one row each, or seven crop candidates).
-MEDIUM_GRID = (20, 24)
-#: Regional objective at most this far above the exact optimum. Measured on the large
-#: problem: 0.08 % (4 regions), 0.27 % (6), 0.34 % (9), 0.21 % (6, weighted).
-MAX_EXCESS = 0.005
-
-
-class RecordingRunner(BlockRunner):
-    """Local threads; remembers every task and result of the runs."""
-
-    def __init__(self, threads: int = 2) -> None:
-        super().__init__(threads=threads)
-        self.calls: list[tuple[str, list, list]] = []
-
-    def run(self, function, tasks, window=None):
-        results: list = [None] * len(tasks)
-        self.calls.append((function.__name__, list(tasks), results))
-        for index, result in super().run(function, tasks, window):
-            results[index] = result
-            yield index, result
-
-
-def weighted_objective(cost: np.ndarray, photo_of_tile: np.ndarray,
-                       weights: np.ndarray | None = None) -> float:
-    """``sum_t w_t cost[t, x(t)]`` in float64, straight from the dense matrix."""
-    w = np.ones(cost.shape[0]) if weights is None else weights
-    return float(np.dot(w, cost[np.arange(cost.shape[0]), photo_of_tile].astype(np.float64)))
-
-
-def check_valid(photo_of_tile: np.ndarray, tiles: int, photos: int) -> None:
-    """Every tile filled with a photo in range, no photo twice."""
-    assert photo_of_tile.shape == (tiles,)
-    assert photo_of_tile.dtype == np.int64
-    assert photo_of_tile.min() >= 0 and photo_of_tile.max() < photos
-    assert np.unique(photo_of_tile).size == tiles
-
+from tests.large_problems import photo_features, tile_features
+from tests.regional_helpers import (
+    LARGE_GRID,
+    MAX_EXCESS,
+    MEDIUM_GRID,
+    RecordingRunner,
+    check_valid,
+    large_problem,
+    medium_problem,
+    weighted_objective,
+)
 
 # ---------------------------------------------------------------------------------------
 # Fixtures: real features and their dense references (computed once per module)
@@ -81,21 +49,13 @@ def check_valid(photo_of_tile: np.ndarray, tiles: int, photos: int) -> None:
 @pytest.fixture(scope="module")
 def large() -> dict:
     """The large problem, its dense matrix and exact optima (plain and weighted)."""
-    tiles, photos = tile_features(*LARGE_GRID), distinct_photos(2)
-    cost, _ = cost_matrix(tiles, photos)
-    weights = tile_weights(tiles.shape[0], seed=1)
-    return {"features": prepare_features(tiles, photos), "cost": cost, "weights": weights,
-            "optimum": {False: assign_optimal(cost).objective,
-                        True: assign_optimal(cost, weights).objective}}
+    return large_problem()
 
 
 @pytest.fixture(scope="module")
 def medium() -> dict:
     """The medium problem (one feature row per photo) and its dense matrix."""
-    tiles, photos = tile_features(*MEDIUM_GRID), photo_features()[:, 0]
-    cost, _ = cost_matrix(tiles, photos)
-    return {"features": prepare_features(tiles, photos), "cost": cost,
-            "weights": tile_weights(tiles.shape[0], seed=2)}
+    return medium_problem()
 
 
 # ---------------------------------------------------------------------------------------
@@ -179,142 +139,6 @@ def test_default_regions_follow_memory() -> None:
     pair_tiles = 2 * 20_000 / many
     assert 2 * 4 * pair_tiles * pair_tiles * 1.25 <= 10**8 / 2
     assert default_regions(100, 200, 1) == 100  # never more regions than tiles
-
-
-# ---------------------------------------------------------------------------------------
-# allocate: the transportation LP
-
-
-def capacities(tiles_per_region: np.ndarray, photos: int, spare_share: float = 0.25
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Region lower and upper photo counts as the allocate docstring states them."""
-    tiles = int(tiles_per_region.sum())
-    handed = min(photos - tiles, math.ceil(spare_share * tiles))
-    slack = np.ceil(handed * tiles_per_region / tiles).astype(np.int64)
-    return tiles_per_region.copy(), tiles_per_region + slack
-
-
-def allocation_cost(reduced: np.ndarray, region_of: np.ndarray) -> float:
-    """Total reduced cost of an allocation (left-out photos cost 0)."""
-    used = region_of >= 0
-    return float(reduced[np.flatnonzero(used), region_of[used]].sum())
-
-
-def check_allocation(reduced: np.ndarray, tiles_per_region: np.ndarray,
-                     region_of: np.ndarray) -> None:
-    """Each photo in one region or -1; each region between its tile count and its cap."""
-    photos, regions = reduced.shape
-    assert region_of.shape == (photos,) and region_of.dtype == np.int64
-    assert region_of.min() >= -1 and region_of.max() < regions
-    lower, upper = capacities(tiles_per_region, photos)
-    counts = np.bincount(region_of[region_of >= 0], minlength=regions)
-    assert (counts >= lower).all() and (counts <= upper).all()
-    if photos == tiles_per_region.sum():
-        assert (region_of >= 0).all()
-
-
-def lp_optimum(reduced: np.ndarray, tiles_per_region: np.ndarray) -> float:
-    """The transportation LP (photos x (regions + left out)) solved by scipy's linprog."""
-    photos, regions = reduced.shape
-    lower, upper = capacities(tiles_per_region, photos)
-    spare = photos - int(tiles_per_region.sum())
-    columns = regions + 1
-    cost = np.concatenate([reduced, np.zeros((photos, 1))], axis=1).ravel()
-    a_eq = sparse.kron(sparse.eye(photos), np.ones((1, columns)), format="csr")
-    region_rows = sparse.kron(np.ones((1, photos)), sparse.eye(columns), format="csr")
-    a_ub = sparse.vstack([region_rows, -region_rows], format="csr")
-    b_ub = np.concatenate([upper, [spare], -lower, [0]])
-    result = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=np.ones(photos),
-                     bounds=(0, 1), method="highs")
-    assert result.status == 0
-    return float(result.fun)
-
-
-def brute_force_allocation(reduced: np.ndarray, tiles_per_region: np.ndarray) -> float:
-    """The best 0/1 allocation by enumerating every labelling (tiny instances only)."""
-    photos, regions = reduced.shape
-    lower, upper = capacities(tiles_per_region, photos)
-    padded = np.concatenate([reduced, np.zeros((photos, 1))], axis=1)
-    labels = np.array(list(itertools.product(range(regions + 1), repeat=photos)))
-    counts = (labels[:, :, None] == np.arange(regions)).sum(axis=1)
-    feasible = ((counts >= lower) & (counts <= upper)).all(axis=1)
-    totals = padded[np.arange(photos), labels[feasible]].sum(axis=1)
-    return float(totals.min())
-
-
-def tiny_allocation_problems() -> list[tuple[np.ndarray, np.ndarray, int]]:
-    rng = np.random.default_rng(11)
-    problems = []
-    for index in range(24):
-        regions = int(rng.integers(2, 4))
-        tiles_per_region = rng.integers(1, 3, regions)
-        photos = int(tiles_per_region.sum() + rng.integers(0, 3))
-        if index % 3 == 0:  # ties
-            reduced = rng.integers(0, 3, (photos, regions)).astype(np.float64)
-        else:  # reduced costs can be negative and of any sign
-            reduced = rng.normal(size=(photos, regions))
-        problems.append((reduced, tiles_per_region, index % 2 + 1))
-    return problems
-
-
-@pytest.mark.parametrize(("reduced", "tiles_per_region", "keep"), tiny_allocation_problems())
-def test_allocate_matches_brute_force_and_lp(reduced: np.ndarray, tiles_per_region: np.ndarray,
-                                             keep: int) -> None:
-    """On tiny instances the allocation costs the brute-force and the LP optimum."""
-    region_of = allocate(reduced, tiles_per_region, keep=keep)
-    check_allocation(reduced, tiles_per_region, region_of)
-    best = brute_force_allocation(reduced, tiles_per_region)
-    assert allocation_cost(reduced, region_of) == pytest.approx(best, abs=1e-9)
-    assert lp_optimum(reduced, tiles_per_region) == pytest.approx(best, abs=1e-7)
-
-
-def test_allocate_column_generation_needs_more_columns() -> None:
-    """Every photo prefers region 0, which can take only 2: the LP must add columns."""
-    reduced = np.array([[0.0, 5.0, 9.0], [0.0, 1.0, 9.0], [0.0, 9.0, 2.0],
-                        [0.0, 3.0, 4.0], [0.0, 8.0, 8.5]])
-    tiles_per_region = np.array([2, 1, 2])
-    region_of = allocate(reduced, tiles_per_region, keep=1)
-    check_allocation(reduced, tiles_per_region, region_of)
-    # Photos 1 and 2 go where they are cheapest apart from region 0; 0 and 4 stay in 0.
-    assert allocation_cost(reduced, region_of) == pytest.approx(
-        brute_force_allocation(reduced, tiles_per_region)) == 1.0 + 2.0 + 4.0
-    assert region_of.tolist() == [0, 1, 2, 2, 0]
-
-
-def test_allocate_caps_spare_photos() -> None:
-    """Spare photos handed to regions are capped (a quarter of the tiles); the rest are -1."""
-    rng = np.random.default_rng(2)
-    reduced = -rng.random((20, 2))  # every photo would rather be in some region
-    tiles_per_region = np.array([4, 4])
-    region_of = allocate(reduced, tiles_per_region)
-    check_allocation(reduced, tiles_per_region, region_of)
-    # 12 spare photos, 2 handed out (1 a region): 5 photos each, 10 left out.
-    assert np.bincount(region_of[region_of >= 0]).tolist() == [5, 5]
-    assert (region_of == -1).sum() == 10
-    assert allocation_cost(reduced, region_of) == pytest.approx(
-        lp_optimum(reduced, tiles_per_region), abs=1e-9)
-
-
-def test_allocate_on_real_reduced_costs(large: dict) -> None:
-    """Real reduced costs (1,708 photos, 6 regions): valid, and the LP optimum."""
-    features = large["features"]
-    weights = np.ones(features.n_tiles)
-    runner = BlockRunner(threads=2)
-    grid = split_grid(*LARGE_GRID, 6)
-    prices = c_transform_prices(features, weights, solve_coarse(features, weights, runner),
-                                runner, 256)
-    _, reduced = reduced_costs(features, weights, prices, grid, runner, 256)
-    region_of = allocate(reduced, grid.sizes())
-    check_allocation(reduced, grid.sizes(), region_of)
-    # Equal up to the LP solvers' tolerances (measured 1.8e-9 relative).
-    assert allocation_cost(reduced, region_of) == pytest.approx(
-        lp_optimum(reduced, grid.sizes()), rel=1e-7)
-
-
-def test_allocate_needs_enough_photos() -> None:
-    """Fewer photos than tiles is refused with a clear message."""
-    with pytest.raises(MosaicError, match="5 tiles need 5 distinct photos; only 4"):
-        allocate(np.zeros((4, 2)), np.array([2, 3]))
 
 
 # ---------------------------------------------------------------------------------------
@@ -567,109 +391,4 @@ def test_check_assignment() -> None:
         with pytest.raises(RuntimeError, match=message):
             check_assignment(np.array(bad), 4)
 
-
-# ---------------------------------------------------------------------------------------
-# choose_method and assign_large
-
-
-def test_choose_method_auto_small_problem_is_optimal() -> None:
-    """A small problem with a large budget runs dense exact."""
-    choice = choose_method(1000, 2000, max_memory=8 * 10**9)
-    assert choice.method == "optimal" and choice.regions is None
-    assert choice.dense_bytes == dense_bytes(1000, 2000) and choice.max_memory == 8 * 10**9
-    assert "dense exact" in choice.reason
-
-
-def test_choose_method_auto_tiny_memory_is_regional() -> None:
-    """A budget below the dense matrix switches to regional, with a region count."""
-    choice = choose_method(1000, 2000, max_memory=10**6)
-    assert choice.method == "regional"
-    assert choice.regions == default_regions(1000, 2000, 10**6, 2) > 1
-    assert "over max_memory" in choice.reason
-
-
-def test_choose_method_threshold() -> None:
-    """Dense exact exactly while matrix, solver and features fit the dense share."""
-    needed = dense_bytes(3000, 5000, 7) + 12345
-    fits = math.ceil(needed / DENSE_SHARE)
-    assert choose_method(3000, 5000, 7, fits, feature_bytes=12345).method == "optimal"
-    assert choose_method(3000, 5000, 7, fits - 2, feature_bytes=12345).method == "regional"
-    # The crop matrix counts: without candidates the same budget is ample.
-    assert choose_method(3000, 5000, 1, int(0.85 * fits), feature_bytes=12345).method == \
-        "optimal"
-
-
-def test_choose_method_explicit_requests() -> None:
-    """Explicit methods are honoured; an impossible or unknown one raises."""
-    choice = choose_method(100, 200, max_memory=10**9, requested="regional", regions=3)
-    assert (choice.method, choice.regions) == ("regional", 3)
-    assert "as asked" in choice.reason
-    assert choose_method(100, 200, max_memory=10**9, requested="optimal").method == "optimal"
-    with pytest.raises(MosaicError, match="method optimal needs about"):
-        choose_method(10_000, 20_000, max_memory=10**6, requested="optimal")
-    with pytest.raises(MosaicError, match="choose from auto, optimal, regional"):
-        choose_method(100, 200, requested="greedy")
-
-
-@pytest.fixture(scope="module")
-def medium_with_crops() -> dict:
-    """480 tiles against 854 photos with 7 crop candidates each, and the dense reference."""
-    tiles, photos = tile_features(*MEDIUM_GRID), photo_features()
-    cost, best_crop = cost_matrix(tiles, photos)
-    cube = mse_matrix(tiles, photos.reshape(-1, photos.shape[-1])).reshape(
-        tiles.shape[0], photos.shape[0], photos.shape[1])
-    return {"features": prepare_features(tiles, photos), "cost": cost, "best_crop": best_crop,
-            "cube": np.sort(cube, axis=2), "weights": tile_weights(tiles.shape[0], seed=5)}
-
-
-def check_large_result(data: dict, result, weights: np.ndarray | None) -> None:
-    """Valid assignment, objective and winning crops consistent with the dense reference."""
-    features, cost = data["features"], data["cost"]
-    x = result.assignment.photo_of_tile
-    check_valid(x, features.n_tiles, features.n_photos)
-    rows = np.arange(x.size)
-    assert result.assignment.objective == pytest.approx(
-        weighted_objective(cost, x, weights), rel=1e-6)
-    assert result.lower_bound <= result.assignment.objective + 1e-9
-    ordered = data["cube"][rows, x]
-    clear = ordered[:, 1] - ordered[:, 0] > 1e-5
-    assert clear.mean() > 0.9
-    assert result.best_crop.shape == (x.size,)
-    np.testing.assert_array_equal(result.best_crop[clear], data["best_crop"][rows, x][clear])
-
-
-@pytest.mark.parametrize("weighted", [False, True])
-def test_assign_large_dense_path(medium_with_crops: dict, tmp_path, weighted: bool) -> None:
-    """Auto with ample memory: dense exact, the objective of assign_optimal."""
-    data = medium_with_crops
-    weights = data["weights"] if weighted else None
-    result = assign_large(data["features"], MEDIUM_GRID, weights, max_memory=4 * 10**9,
-                          runner=BlockRunner(threads=2), workdir=tmp_path)
-    assert result.choice.method == "optimal" == result.assignment.method
-    assert result.regional is None
-    check_large_result(data, result, weights)
-    reference = assign_optimal(data["cost"], weights)
-    assert result.assignment.objective == pytest.approx(reference.objective, rel=1e-6)
-    assert result.lower_bound == pytest.approx(reference.objective, rel=1e-6)
-    assert list(tmp_path.iterdir()) == []  # the memory-mapped matrix is deleted
-    metrics = result.metrics()
-    assert metrics["method"] == "optimal" and "regional" not in metrics
-
-
-def test_assign_large_regional_path(medium_with_crops: dict) -> None:
-    """Auto with a tiny budget: regional, valid, winning crops right, near the optimum."""
-    data = medium_with_crops
-    features, weights = data["features"], data["weights"]
-    result = assign_large(features, MEDIUM_GRID, weights, max_memory=5 * 10**6, regions=4,
-                          runner=BlockRunner(threads=2))
-    assert result.choice.method == "regional" == result.assignment.method
-    assert result.choice.dense_bytes > DENSE_SHARE * 5 * 10**6  # matrix + features
-    assert result.choice.regions == 4 and result.regional is not None
-    assert result.regional.regions == 4
-    check_large_result(data, result, weights)
-    optimum = assign_optimal(data["cost"], weights).objective
-    assert result.lower_bound <= optimum * (1 + 1e-6)
-    assert optimum * (1 - 1e-6) <= result.assignment.objective <= optimum * (1 + MAX_EXCESS)
-    metrics = result.metrics()
-    assert metrics["method"] == "regional" and metrics["regional"]["regions"] == 4
 
