@@ -2,7 +2,8 @@
 
 A task's key is the hash of its name, :data:`STEP_VERSION` and the parameters that
 change its output (:class:`IntactInputs` leaves the others out: the memory budget and
-the Dask cluster change how fast a matrix is scored, never its values). Parameters carry
+the Dask cluster change how fast a matrix is scored, never its values). An input with a
+``cache_key`` property (the assignment plan) contributes only that. Parameters carry
 files as references (path + SHA-256), so the key is the content of the inputs: change a
 photo and the library, the costs and everything after are recomputed; rerun with the
 same inputs and every step is a cache hit.
@@ -52,7 +53,8 @@ class IntactInputs(CachePolicy):
     def compute_key(self, task_ctx: TaskRunContext, inputs: dict[str, Any],
                     flow_parameters: dict[str, Any], **kwargs: Any) -> str | None:
         """The first generation of the key whose cached result is missing or intact."""
-        kept = {name: value for name, value in inputs.items() if name not in self.ignore}
+        kept = {name: getattr(value, "cache_key", value) for name, value in inputs.items()
+                if name not in self.ignore}
         base = hash_jsonable([task_ctx.task.name, STEP_VERSION, to_jsonable_python(kept)])
         store = task_ctx.result_store
         for generation in range(GENERATIONS):

@@ -51,6 +51,10 @@ def test_build_then_cached_rerun(prefect_api, photo_dir, portrait, tmp_path):
                                       "solve", "greedy baseline", "optimal baseline", "render"]
     assert second["objective"] == pytest.approx(first["objective"])
     assert second["timings"]["score"] == 0.0
+    # The memory budget changes how the matrix is scored, never its values: still cached.
+    budget = build_mosaic(options.model_copy(update={"max_memory": "2GB"}))
+    assert {"score", "solve", "render"} <= set(budget["cached_steps"])
+    assert budget["max_memory_bytes"] == 2 * 10**9 != second["max_memory_bytes"]
 
 
 def test_deleted_intermediate_is_recomputed(prefect_api, photo_dir, portrait, tmp_path):

@@ -89,6 +89,15 @@ class AssignPlan:
         """The method solves the dense tiles x photos matrix (everything but regional)."""
         return self.method != "regional"
 
+    @property
+    def cache_key(self) -> tuple[str, int | None]:
+        """What of the plan changes a stage's output: the method and the regions.
+
+        The memory budget and the reason for the choice change how a matrix is scored and
+        solved, never the result (see :mod:`tasks.caching`).
+        """
+        return (self.method, self.regions)
+
 
 @dataclass(frozen=True)
 class ScoreResult:
