@@ -47,7 +47,8 @@ def _recipe(options: BuildOptions, workdir: str) -> dict[str, Any]:
     ledger = tasks.Ledger()
     target_file = FileRef.of(options.target)
     photos = tasks.scan_photos(str(options.photos))
-    library = ledger.run("library", tasks.load_library, photos=photos, workdir=workdir,
+    library = ledger.run("library", tasks.load_library, on_cached=tasks.name_skipped,
+                         photos=photos, workdir=workdir,
                          feature_size=options.feature_size, crops=options.crops,
                          max_pixels=options.max_pixels)
     people = (ledger.run("people", tasks.detect, target_file=target_file, workdir=workdir,

@@ -34,6 +34,9 @@ from mosaic.progress import stage
 
 logger = logging.getLogger("mosaic.library")
 
+UNREADABLE = "cannot read file"
+"""The reason of a file that could not be read at all (listing the folder names it)."""
+
 HASH_SIDE = 32
 NEAR_DUPLICATE_BITS = 4
 _SHARD_SIZE = 256
@@ -77,9 +80,12 @@ class PhotoLibrary:
     thumbs : ndarray of uint8, shape (N, K, s, s, 3)
         Thumbnails per photo and crop candidate.
     skipped : list of (str, str)
-        Files that could not be used, with the reason.
+        Files that could not be used, with the reason (identical copies of a file that
+        could not be decoded included).
+    skipped_copies : list of (str, str)
+        Of those, the identical copies: (copy, the first file with those bytes).
     duplicates : list of (str, str)
-        Files whose bytes equal an earlier file's: (duplicate, kept).
+        Files whose bytes equal an earlier, usable file's: (duplicate, kept).
     near_duplicates : list of (str, str, int)
         Distinct files whose perceptual hashes differ by few bits.
     """
@@ -87,6 +93,7 @@ class PhotoLibrary:
     records: list[PhotoRecord]
     thumbs: np.ndarray
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    skipped_copies: list[tuple[str, str]] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     near_duplicates: list[tuple[str, str, int]] = field(default_factory=list)
 
@@ -292,7 +299,7 @@ def build_library(
     todo: list[tuple[Path, str]] = []
     for path, sha in hashed:
         if sha is None:
-            library.skipped.append((str(path), "cannot read file"))
+            library.skipped.append((str(path), UNREADABLE))
         elif sha in first_path:
             library.duplicates.append((str(path), first_path[sha]))
         else:
@@ -317,7 +324,6 @@ def build_library(
             outcomes = map_in_threads(work, missing, workers)
             for (_path, sha), outcome in zip(missing, outcomes, strict=True):
                 if isinstance(outcome, str):
-                    logger.warning("skipped %s", outcome)
                     failed[sha] = outcome
                 else:
                     cache.add(outcome)
@@ -325,9 +331,9 @@ def build_library(
         finally:
             cache.flush()
     decoded = []
+    _skip_undecodable(library, failed, first_path, hashed)
     for path, sha in todo:
         if sha in failed:
-            library.skipped.append((str(path), failed[sha].split(": ", 1)[-1]))
             continue
         item = cache.known[sha]
         decoded.append(item)
@@ -344,6 +350,72 @@ def build_library(
     return library
 
 
+def _skip_undecodable(library: PhotoLibrary, failed: dict[str, str], first_path: dict[str, str],
+                      hashed: list[tuple[Path, str | None]]) -> None:
+    """Skip every file that could not be decoded, and its identical copies; name them all.
+
+    One warning per distinct content ("and 2 identical copies: ...").
+    """
+    copies: dict[str, list[str]] = {}
+    kept = []
+    sha_of = {path: sha for sha, path in first_path.items()}
+    for path, first in library.duplicates:
+        if sha_of[first] in failed:
+            copies.setdefault(first, []).append(path)
+            library.skipped_copies.append((path, first))
+        else:
+            kept.append((path, first))
+    library.duplicates = kept
+    for path, sha in hashed:
+        if sha is not None and sha in failed and first_path[sha] == str(path):
+            reason = failed[sha].split(": ", 1)[-1]
+            library.skipped.append((str(path), reason))
+            library.skipped.extend((copy, reason) for copy in copies.get(str(path), []))
+    for line in skipped_warnings(skipped_entries(library)):
+        logger.warning("%s", line)
+
+
+def skipped_entries(library: PhotoLibrary) -> list[dict[str, str]]:
+    """The skipped files as ``manifest.json`` lists them: path, reason (and ``same_as``).
+
+    ``same_as`` names, for an identical copy, the first file with its bytes.
+    """
+    copy_of = dict(library.skipped_copies)
+    return [{"path": p, "reason": r, **({"same_as": copy_of[p]} if p in copy_of else {})}
+            for p, r in library.skipped]
+
+
+def skipped_warnings(entries: Sequence[dict[str, str]]) -> list[str]:
+    """One line per file that could not be decoded, naming its identical copies.
+
+    Files that could not be read at all (:data:`UNREADABLE`) are left out: listing the
+    folder names them (:func:`hash_photos`) on every run.
+
+    Parameters
+    ----------
+    entries : sequence of dict
+        From :func:`skipped_entries` (or a library ``manifest.json``'s ``skipped``).
+
+    Returns
+    -------
+    list of str
+        ``skipped a.jpg: reason (and 2 identical copies: b.jpg, c.jpg)``.
+    """
+    copies: dict[str, list[str]] = {}
+    for entry in entries:
+        if "same_as" in entry:
+            copies.setdefault(entry["same_as"], []).append(entry["path"])
+    lines = []
+    for entry in entries:
+        if "same_as" in entry or entry["reason"] == UNREADABLE:
+            continue
+        named = copies.get(entry["path"], [])
+        more = (f" (and {len(named)} identical cop{'y' if len(named) == 1 else 'ies'}: "
+                f"{', '.join(named)})") if named else ""
+        lines.append(f"skipped {entry['path']}: {entry['reason']}{more}")
+    return lines
+
+
 def save_library(library: PhotoLibrary, folder: str | os.PathLike[str]) -> tuple[Path, Path]:
     """Write ``manifest.json`` and ``thumbs.npy`` into ``folder`` atomically."""
     base = Path(folder)
@@ -354,7 +426,7 @@ def save_library(library: PhotoLibrary, folder: str | os.PathLike[str]) -> tuple
             np.save(handle, library.thumbs, allow_pickle=False)
     write_json_atomic(manifest_path, {
         "photos": [r.__dict__ for r in library.records],
-        "skipped": [{"path": p, "reason": r} for p, r in library.skipped],
+        "skipped": skipped_entries(library),
         "duplicates": [{"path": p, "same_as": k} for p, k in library.duplicates],
         "near_duplicates": [{"a": a, "b": b, "bits": d} for a, b, d in library.near_duplicates],
     })

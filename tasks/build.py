@@ -42,13 +42,19 @@ class Ledger:
         self.seconds: dict[str, float] = {}
         self.cached: list[str] = []
 
-    def run(self, label: str, task_function: Any, **kwargs: Any) -> Any:
-        """Run ``task_function(**kwargs)`` as step ``label``; return its result."""
+    def run(self, label: str, task_function: Any, on_cached: Any = None, **kwargs: Any) -> Any:
+        """Run ``task_function(**kwargs)`` as step ``label``; return its result.
+
+        ``on_cached(result)`` runs when the result comes from the cache (to say again
+        what computing it said, such as the files a library left out).
+        """
         state: State = task_function(**kwargs, return_state=True)
         result = state.result()
         if state.name == "Cached":
             self.cached.append(label)
             self.seconds[label] = 0.0
+            if on_cached is not None:
+                on_cached(result)
         else:
             self.seconds[label] = float(getattr(result, "seconds", 0.0))
         return result
@@ -70,6 +76,12 @@ def load_library(photos: list[HashedFile], workdir: str, feature_size: int, crop
                  max_pixels: int) -> LibraryResult:
     """Decode photos into thumbnails; see :func:`mosaic.pipeline.library.load_library`."""
     return library.load_library(photos, workdir, feature_size, crops, max_pixels)
+
+
+@task(name="name-skipped-photos")
+def name_skipped(loaded: LibraryResult) -> None:
+    """Name the files a cached library left out: :func:`mosaic.pipeline.library.name_skipped`."""
+    library.name_skipped(loaded)
 
 
 @task(name="find-people", **cached())

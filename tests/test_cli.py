@@ -128,16 +128,26 @@ def test_grid_larger_than_photos(prefect_api, portrait, tmp_path):
 def test_build_writes_mosaic_metrics_and_skips_bad_photos(prefect_api, photo_dir, portrait,
                                                           tmp_path):
     (photo_dir / "broken.jpg").write_text("junk")
+    (photo_dir / "broken-copy.jpg").write_text("junk")  # identical bytes: named too
     out = tmp_path / "poster.jpg"
-    result = _subprocess_build(*_args(photo_dir, portrait, out, "--tiles", "60", "--tile-px",
-                                   "20", "--workdir", str(tmp_path / "w"), "--metrics",
-                                   str(tmp_path / "m.json"), "--method", "greedy"))
+    args = _args(photo_dir, portrait, out, "--tiles", "60", "--tile-px", "20", "--workdir",
+                 str(tmp_path / "w"), "--metrics", str(tmp_path / "m.json"), "--method",
+                 "greedy")
+    result = _subprocess_build(*args)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(out.resolve())
     warnings = [line for line in result.stderr.splitlines() if "warning" in line]
     assert len(warnings) == 1 and "broken.jpg" in warnings[0]
+    assert "(and 1 identical copy: " in warnings[0] and "broken-copy.jpg" in warnings[0]
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["tiles"] <= 60 and metrics["method"] == "greedy"
-    assert metrics["skipped"] == 1
+    assert sorted(Path(entry["path"]).name for entry in metrics["skipped"]) == [
+        "broken-copy.jpg", "broken.jpg"]
+    # Another output from the same run folder: the library comes from the cache, and the
+    # same files are named again.
+    again = _subprocess_build(*[str(tmp_path / "again.jpg") if a == str(out) else a
+                                for a in args])
+    assert again.returncode == 0, again.stderr
+    assert [line for line in again.stderr.splitlines() if "warning" in line] == warnings
     with Image.open(out) as image:
         assert image.size == (metrics["cols"] * 20, metrics["rows"] * 20)

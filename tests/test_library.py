@@ -1,6 +1,7 @@
 import logging
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from mosaic.library import (
     near_duplicate_pairs,
     perceptual_hashes,
     save_library,
+    skipped_entries,
+    skipped_warnings,
 )
 from mosaic.sources.folder import list_photo_files
 from tests.conftest import SAMPLE_PHOTOS, call_unblocking, write_jpeg
@@ -190,3 +193,25 @@ def test_thumbnail_cache_with_the_old_reduced_sizes_is_not_reused(tmp_path):
     assert (library.records[0].width, library.records[0].height) == (3000, 2000)
     again = build_library(hashed, feature_size=8, cache_dir=tmp_path / "cache")
     assert (again.records[0].width, again.records[0].height) == (3000, 2000)
+
+
+def test_identical_broken_copies_are_all_named_in_one_warning(tmp_path, caplog):
+    for i, path in enumerate(SAMPLE_PHOTOS[:3]):
+        shutil.copy(path, tmp_path / f"p{i}.jpg")
+    for name in ("a-broken.jpg", "b-copy.jpg", "c-copy.jpg"):
+        (tmp_path / name).write_bytes(b"\xff\xd8\xff\xe0 the same broken bytes")
+    (tmp_path / "d-other.jpg").write_bytes(b"other junk")
+    with caplog.at_level(logging.WARNING, logger="mosaic"):
+        library = _build(tmp_path, feature_size=8)
+    warnings = sorted(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert len(warnings) == 2 and all("\n" not in w for w in warnings)
+    assert "a-broken.jpg" in warnings[0] and warnings[0].endswith(
+        f"(and 2 identical copies: {tmp_path / 'b-copy.jpg'}, {tmp_path / 'c-copy.jpg'})")
+    assert "d-other.jpg" in warnings[1] and "identical cop" not in warnings[1]
+    assert len(library) == 3 and library.duplicates == []
+    entries = skipped_entries(library)
+    assert sorted(Path(e["path"]).name for e in entries) == [
+        "a-broken.jpg", "b-copy.jpg", "c-copy.jpg", "d-other.jpg"]
+    assert {Path(e["path"]).name: Path(e["same_as"]).name for e in entries if "same_as" in e
+            } == {"b-copy.jpg": "a-broken.jpg", "c-copy.jpg": "a-broken.jpg"}
+    assert skipped_warnings(entries) == warnings  # what a cached library says again

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
+from pathlib import Path
 
 from mosaic.files import FileRef
-from mosaic.library import build_library, hash_photos, save_library
+from mosaic.library import build_library, hash_photos, save_library, skipped_warnings
 from mosaic.pipeline import stage_folder
 from mosaic.pipeline.results import HashedFile, LibraryResult
 from mosaic.sources.folder import list_photo_files
+
+logger = logging.getLogger("mosaic.library")
 
 
 def scan_photos(photos_dir: str) -> list[HashedFile]:
@@ -41,3 +46,15 @@ def load_library(photos: list[HashedFile], workdir: str, feature_size: int, crop
     return LibraryResult(FileRef.of(manifest), FileRef.of(thumbs), len(library), len(photos),
                          len(library.skipped), len(library.duplicates),
                          len(library.near_duplicates), time.perf_counter() - started)
+
+
+def skipped_files(result: LibraryResult) -> list[dict[str, str]]:
+    """The files the library left out: path, reason, ``same_as`` for identical copies."""
+    manifest = json.loads(Path(result.manifest.path).read_text(encoding="utf-8"))
+    return list(manifest["skipped"])
+
+
+def name_skipped(result: LibraryResult) -> None:
+    """Warn again about the files a cached library left out, as building it did."""
+    for line in skipped_warnings(skipped_files(result)):
+        logger.warning("%s", line)

@@ -20,6 +20,7 @@ from mosaic.machine import peak_memory_bytes
 from mosaic.options import BuildOptions
 from mosaic.outputs import check_replaceable, json_mark
 from mosaic.pipeline.assign import load_assignment
+from mosaic.pipeline.library import skipped_files
 from mosaic.pipeline.results import (
     AssignPlan,
     AssignResult,
@@ -64,7 +65,7 @@ def build_metrics(options: BuildOptions, library: LibraryResult, people: PeopleR
     return {
         "rows": layout.rows, "cols": layout.cols, "tiles": layout.tiles,
         "photos_available": library.photos, "photos_used": layout.tiles,
-        "photo_files": library.files, "skipped": library.skipped,
+        "photo_files": library.files, "skipped": skipped_files(library),
         "duplicates": library.duplicates, "near_duplicates": library.near_duplicates,
         "method": plan.method, "method_requested": plan.requested,
         "method_reason": plan.reason, "solver": chosen.message, "status": chosen.status,
