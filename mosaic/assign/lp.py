@@ -23,7 +23,6 @@ from collections.abc import Iterator
 import highspy
 import numpy as np
 import pulp
-from pulp.apis import coin_api
 
 from mosaic.assign.result import Assignment, check_problem, evaluate
 from mosaic.errors import MosaicError
@@ -145,6 +144,28 @@ def assign_lp_highs(cost: np.ndarray, weights: np.ndarray | None = None,
     return result
 
 
+def cbc_backend() -> pulp.LpSolver:
+    """CBC for PuLP: the binary bundled with PuLP 3, else a ``cbc`` on the PATH.
+
+    PuLP 4 (what Python 3.12 gets) no longer bundles CBC.
+
+    Raises
+    ------
+    MosaicError
+        No CBC binary is available.
+    """
+    try:
+        from pulp.apis import coin_api
+    except ImportError:  # PuLP >= 4
+        backend = pulp.COIN_CMD(msg=False)
+    else:
+        backend = pulp.COIN_CMD(path=coin_api.pulp_cbc_path, msg=False)
+    if not backend.available():
+        raise MosaicError("the CBC solver is not available (PuLP 4 does not bundle it): "
+                          "install the cbc program (Debian: coinor-cbc), or use HiGHS")
+    return backend
+
+
 def assign_lp_pulp(cost: np.ndarray, weights: np.ndarray | None = None,
                    solver: str = "highs") -> Assignment:
     """The source blog's 0/1 programme, built with PuLP.
@@ -178,8 +199,7 @@ def assign_lp_pulp(cost: np.ndarray, weights: np.ndarray | None = None,
         new_highs()  # keep the banner of the first HiGHS instance off stdout
         backend = pulp.HiGHS(msg=False)
     elif solver == "cbc":
-        # The CBC binary bundled with PuLP, called as PuLP 4 wants (COIN_CMD with a path).
-        backend = pulp.COIN_CMD(path=coin_api.pulp_cbc_path, msg=False)
+        backend = cbc_backend()
     else:
         raise ValueError(f"unknown solver {solver!r}; choose 'highs' or 'cbc'")
     problem.solve(backend)
