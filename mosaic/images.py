@@ -196,7 +196,7 @@ def _png_trailing_metadata(handle: BinaryIO) -> dict[str | tuple[int, int], obje
                 stream.call(cid, pos, length)
             handle.seek(pos + length + 4)  # past the data and its CRC
     except (OSError, ValueError, SyntaxError, EOFError, struct.error):
-        pass
+        pass  # a damaged chunk ends the search: keep the metadata read before it
     return stream.im_info
 
 

@@ -49,7 +49,7 @@ def naming(folder):
                     if needle in handle.read():
                         found.append(int(entry))
             except OSError:
-                pass
+                pass  # the process ended, or is not ours to read: not one to stop
     return found
 
 
@@ -60,7 +60,7 @@ def alive():
             os.killpg(group, 0)
             left.append(("group", group))
         except OSError:
-            pass
+            pass  # the group is gone
     for folder in paths:
         left += [("pid", pid) for pid in naming(folder)]
     return left
@@ -71,7 +71,7 @@ def send(targets, sig):
         try:
             (os.killpg if kind == "group" else os.kill)(number, sig)
         except OSError:
-            pass
+            pass  # it ended meanwhile
 
 
 def clean(*_):
@@ -216,7 +216,7 @@ def stop_group(group: int, timeout: float = 5.0) -> None:
             os.killpg(group, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
         while os.waitpid(-group, os.WNOHANG)[0] > 0:
-            pass
+            continue  # reap every exited child of the group, none left as a zombie
     unwatch_group(group)
 
 
