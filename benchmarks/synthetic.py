@@ -64,15 +64,65 @@ def synthetic_thumbs(count: int, size: int = 16, seed: int = 0) -> np.ndarray:
     return thumbs
 
 
-def write_synthetic_folder(folder: Path, count: int, side: int = 256, seed: int = 0) -> Path:
-    """Write ``count`` synthetic JPEG photos of ``side`` px into ``folder``."""
+ASPECTS = ((4, 3), (3, 4), (1, 1), (16, 9))
+"""Shapes of the synthetic folder's photos (width:height), as phones and Instagram save them."""
+
+
+def synthetic_photo(source: Image.Image, rng: np.random.Generator, long_side: int
+                    ) -> Image.Image:
+    """One random crop of ``source`` in one of :data:`ASPECTS`, mirrored and colour-jittered."""
+    aspect_w, aspect_h = ASPECTS[int(rng.integers(len(ASPECTS)))]
+    width, height = source.size
+    scale = min(width / aspect_w, height / aspect_h) * rng.uniform(0.5, 1.0)
+    crop_w, crop_h = int(aspect_w * scale), int(aspect_h * scale)
+    left = int(rng.integers(0, width - crop_w + 1))
+    top = int(rng.integers(0, height - crop_h + 1))
+    size = ((long_side, long_side * aspect_h // aspect_w) if aspect_w >= aspect_h
+            else (long_side * aspect_w // aspect_h, long_side))
+    photo = source.resize(size, Image.Resampling.BOX,
+                          box=(left, top, left + crop_w, top + crop_h))
+    if rng.random() < 0.5:
+        photo = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    photo = ImageEnhance.Brightness(photo).enhance(rng.uniform(0.8, 1.2))
+    photo = ImageEnhance.Contrast(photo).enhance(rng.uniform(0.8, 1.2))
+    return ImageEnhance.Color(photo).enhance(rng.uniform(0.7, 1.3))
+
+
+def write_synthetic_folder(folder: Path, count: int, long_side: int = 320, seed: int = 0
+                           ) -> Path:
+    """Write ``count`` synthetic JPEG photos (long side ``long_side`` px) into ``folder``.
+
+    Photos already there are kept, so a larger count extends a smaller folder; photo ``i``
+    is the same whatever the count (its own random stream).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    sources = library_paths()
+    paths = library_paths()
+    # Sources decoded once at a reduced size; a photo is a crop of one of them.
+    sources = [open_rgb(p, draft_size=2 * long_side) for p in paths]
     for i in range(count):
         out = folder / f"synthetic-{i:06d}.jpg"
         if out.exists():
             continue
-        image = open_rgb(sources[int(rng.integers(len(sources)))])
-        jittered_crop(image, rng, side).save(out, quality=85)
+        rng = np.random.default_rng([seed, i])
+        photo = synthetic_photo(sources[int(rng.integers(len(sources)))], rng, long_side)
+        partial = out.with_name(out.name + ".partial")
+        photo.save(partial, format="JPEG", quality=85)
+        partial.replace(out)
     return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m benchmarks.synthetic FOLDER COUNT``: write a synthetic photo folder."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=write_synthetic_folder.__doc__)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("count", type=int)
+    parser.add_argument("--long-side", type=int, default=320)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    write_synthetic_folder(args.folder, args.count, args.long_side, args.seed)
+
+
+if __name__ == "__main__":
+    main()

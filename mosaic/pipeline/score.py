@@ -12,8 +12,9 @@ import time
 
 import numpy as np
 
-from mosaic.blocks import BlockRunner, Features, dask_client, prepare_features, score_to_memmap
-from mosaic.features import Metric, to_features
+from mosaic.blocks import BlockRunner, Features, dask_client, score_to_memmap
+from mosaic.cost import thumb_features
+from mosaic.features import Metric
 from mosaic.files import FileRef, atomic_path
 from mosaic.options import ScaleRequest
 from mosaic.pipeline import stage_folder
@@ -23,9 +24,9 @@ from mosaic.progress import stage
 
 def features(library: LibraryResult, target: TargetResult, metric: Metric) -> Features:
     """The tiles' and photos' features in ``metric``, centred for block scoring."""
-    tile_features = to_features(np.load(target.tiles.path, allow_pickle=False), metric)
-    photo_features = to_features(np.load(library.thumbs.path, allow_pickle=False), metric)
-    return prepare_features(tile_features, photo_features)
+    return thumb_features(np.load(target.tiles.path, allow_pickle=False),
+                          np.load(library.thumbs.path, mmap_mode="r", allow_pickle=False),
+                          metric)
 
 
 def score(chosen: AssignPlan, library: LibraryResult, target: TargetResult, metric: Metric,
