@@ -176,6 +176,11 @@ def _ranges(count: int, step: int) -> list[tuple[int, int]]:
     return [(first, min(first + step, count)) for first in range(0, count, max(1, step))]
 
 
+#: Bytes of one product inside :func:`block_cost`: larger requests are cut into photo chunks,
+#: so a region pair's 6,000 x 6,000 x 7 crops never allocates gigabytes at once.
+KERNEL_BYTES = 32 * 10**6
+
+
 def block_cost(features: Features, tiles: Index, photos: Index,
                weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Mean squared error of some tiles against some photos, minimum over crop candidates.
@@ -198,7 +203,43 @@ def block_cost(features: Features, tiles: Index, photos: Index,
         Winning crop candidate; None when photos have one candidate.
     """
     rows = features.tile_rows(tiles, weights)
-    photo_part = features.photos[photos]
+    parts = _photo_chunks(photos, features.n_photos,
+                          max(1, KERNEL_BYTES // max(1, rows.shape[0] * features.n_crops * 4)))
+    if len(parts) == 1:
+        return _product_min(rows, features.photos[parts[0]])
+    width = sum(_length(part) for part in parts)
+    cost = np.empty((rows.shape[0], width), dtype=np.float32)
+    crop = np.empty(cost.shape, dtype=np.uint8) if features.n_crops > 1 else None
+    first = 0
+    for part in parts:
+        part_cost, part_crop = _product_min(rows, features.photos[part])
+        last = first + part_cost.shape[1]
+        cost[:, first:last] = part_cost
+        if crop is not None:
+            crop[:, first:last] = part_crop
+        first = last
+    return cost, crop
+
+
+def _length(part: Index) -> int:
+    return part.stop - part.start if isinstance(part, slice) else int(part.size)
+
+
+def _photo_chunks(photos: Index, count: int, step: int) -> list[Index]:
+    """``photos`` cut into pieces of at most ``step`` (slices stay views of the features)."""
+    if isinstance(photos, slice):
+        start, stop, stride = photos.indices(count)
+        if stride == 1:
+            return [slice(first, min(first + step, stop))
+                    for first in range(start, max(start + 1, stop), step)]
+        photos = np.arange(start, stop, stride)
+    chosen = np.asarray(photos)
+    return [chosen[first:first + step] for first in range(0, max(1, chosen.size), step)]
+
+
+def _product_min(rows: np.ndarray, photo_part: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The kernel proper: augmented tile rows times photo rows, minimum over crops."""
     n_photos, n_crops, width = photo_part.shape
     cost = rows @ photo_part.reshape(-1, width).T
     np.maximum(cost, 0.0, out=cost)

@@ -114,3 +114,18 @@ def test_thumb_features_equal_prepared_features_in_chunks(crops):
     assert built.photos.shape == expected.photos.shape
     for name in ("tiles", "tile_sq", "photos"):
         np.testing.assert_allclose(getattr(built, name), getattr(expected, name), atol=1e-6)
+
+
+@pytest.mark.parametrize("photos", [slice(None), slice(3, 40), slice(2, 40, 3),
+                                    np.array([39, 0, 7, 7, 12, 25, 1])])
+def test_block_cost_in_photo_chunks_is_the_same(monkeypatch, photos):
+    import mosaic.cost
+
+    rng = np.random.default_rng(8)
+    features = prepare_features(rng.random((11, 12), dtype=np.float32),
+                                rng.random((41, 3, 12), dtype=np.float32))
+    whole, whole_crop = block_cost(features, slice(None), photos)
+    monkeypatch.setattr(mosaic.cost, "KERNEL_BYTES", 11 * 3 * 4 * 4)  # 4 photos a chunk
+    cost, crop = block_cost(features, slice(None), photos)
+    np.testing.assert_allclose(cost, whole, atol=1e-6)
+    assert cost.shape == whole.shape and np.array_equal(crop, whole_crop)

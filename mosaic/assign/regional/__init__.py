@@ -75,7 +75,7 @@ from mosaic.assign.regional.repair import (
     solve_regions,
 )
 from mosaic.assign.result import Assignment, check_weights
-from mosaic.blocks import PHOTO_CHUNK, BlockRunner, Features, pair_cost
+from mosaic.blocks import BLOCK_BYTES, PHOTO_CHUNK, BlockRunner, Features, pair_cost
 from mosaic.errors import MosaicError
 from mosaic.machine import peak_memory_bytes
 
@@ -223,12 +223,13 @@ def assign_regional(features: Features, grid_shape: tuple[int, int],
     grid = split_grid(rows, cols, count)
     report = RegionalReport(regions=grid.count, region_grid=(grid.region_rows,
                                                              grid.region_cols))
-    per_task = max(1, max_memory // (2 * runner.workers))
+    per_task = max(1, min(BLOCK_BYTES, max_memory // (2 * runner.workers)))
     block_tiles = max(16, min(4096, per_task // (photos * 4 + PHOTO_CHUNK * 32)))
 
     def stage(name: str, begun: float) -> None:
         report.seconds[name] = time.perf_counter() - begun
-        say(f"regional: {name} {report.seconds[name]:.1f} s")
+        say(f"regional: {name} {report.seconds[name]:.1f} s (peak memory so far "
+            f"{peak_memory_bytes() / 1e6:,.0f} MB)")
         if progress is not None:
             progress(1)
 
