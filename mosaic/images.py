@@ -5,6 +5,12 @@ is applied, any mode (RGBA, LA, P, CMYK, 16-bit, greyscale) becomes 8-bit RGB, a
 image with more pixels than the cap is refused before it is decoded. Only regular files
 are opened (:func:`open_regular_file`): a named pipe or a device would block a read
 forever.
+
+Phone photos decode too: AVIF through Pillow, HEIC/HEIF through pillow-heif, whose opener
+is registered here. pillow-heif turns the picture upright itself (the HEIF ``irot``/``imir``
+transforms) and resets the EXIF orientation to 1, so ``exif_transpose`` leaves it alone;
+Pillow's AVIF reader instead reports the transform as an EXIF orientation, applied once by
+``exif_transpose`` like a JPEG's.
 """
 
 from __future__ import annotations
@@ -17,17 +23,30 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError, features
 
 from mosaic.errors import ImageTooLargeError, UnreadableImageError
 from mosaic.files import open_regular_file
 
+try:
+    import pillow_heif
+except ImportError:  # HEIC files are still listed, then skipped as unreadable with the reason
+    HEIF_SUPPORTED = False
+else:
+    pillow_heif.register_heif_opener()
+    # The library already decodes one photo per core; more threads per photo only contend.
+    pillow_heif.options.DECODE_THREADS = 1
+    HEIF_SUPPORTED = True
+
 DEFAULT_MAX_PIXELS = 100_000_000
 """Decompression-bomb cap: images with more pixels than this are refused."""
 
+HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif"})
+"""Suffixes of HEIC/HEIF photos (iPhones, many Android and camera phones)."""
+
 IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".jfif"}
-)
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".jfif", ".avif"}
+) | HEIF_SUFFIXES
 
 Box = tuple[float, float, float, float]
 """A crop box as fractions of the image: (left, top, right, bottom) in [0, 1]."""
@@ -35,6 +54,13 @@ Box = tuple[float, float, float, float]
 _ORIENTATION = 0x0112
 _SWAPPED_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _PNG_METADATA_CHUNKS = frozenset({b"eXIf", b"tEXt", b"zTXt", b"iTXt"})
+# Major brands of the ISO-BMFF ``ftyp`` box that pillow-heif and Pillow's AVIF reader accept.
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm",
+                          b"hevs", b"mif1", b"msf1"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+# Formats whose decoder can hand back a smaller picture: JPEG by DCT scaling, HEIF by
+# decoding an embedded thumbnail (pillow-heif picks one of the same aspect and rotation).
+_DRAFT_FORMATS = frozenset({"JPEG", "HEIF"})
 
 
 def _open_checked(handle: BinaryIO, path: Path, max_pixels: int) -> Image.Image:
@@ -90,8 +116,9 @@ def open_rgb(
     max_pixels : int
         Refuse images with more pixels than this (decompression-bomb guard).
     draft_size : int, optional
-        When given, JPEG decoding may shrink the image by a power of two as long as both
-        sides stay at least this many pixels: much faster for small thumbnails.
+        When given, JPEG decoding may shrink the image by a power of two, and HEIC
+        decoding may use an embedded thumbnail, as long as both sides stay at least this
+        many pixels: much faster for small thumbnails.
 
     Returns
     -------
@@ -109,13 +136,13 @@ def open_rgb(
     file = Path(path)
     try:
         with open_regular_file(file) as handle, _open_checked(handle, file, max_pixels) as image:
-            if draft_size is not None and image.format == "JPEG":
+            if draft_size is not None and image.format in _DRAFT_FORMATS:
                 _draft_keeping(image, draft_size)
             image.load()
             upright = ImageOps.exif_transpose(image)
             return _to_rgb(upright).copy()
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise UnreadableImageError(f"{file}: cannot read image ({_reason(exc)})") from None
+        raise UnreadableImageError(f"{file}: cannot read image ({_reason(exc, file)})") from None
 
 
 def upright_size(
@@ -153,13 +180,50 @@ def upright_size(
                 return height, width
             return width, height
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise UnreadableImageError(f"{file}: cannot read image ({_reason(exc)})") from None
+        raise UnreadableImageError(f"{file}: cannot read image ({_reason(exc, file)})") from None
 
 
-def _reason(exc: BaseException) -> str:
+def sniff_heif(head: bytes) -> str | None:
+    """The kind of a HEIF-family image from its ``ftyp`` box: ``"heic"``, ``"avif"`` or None.
+
+    AVIF is HEIF holding AV1 pictures: a file whose brands (major or compatible) include
+    ``avif`` or ``avis`` is AVIF, any other HEIF brand is HEIC. Videos (``mp42``, ``qt``)
+    and other files are None.
+
+    Parameters
+    ----------
+    head : bytes
+        The file's first bytes; a few hundred hold the whole ``ftyp`` box.
+
+    Returns
+    -------
+    str or None
+        ``"heic"``, ``"avif"`` or None.
+    """
+    if len(head) < 12 or head[4:8] != b"ftyp":
+        return None
+    major = head[8:12]
+    if major not in _HEIF_BRANDS | _AVIF_BRANDS:
+        return None
+    end = min(int.from_bytes(head[:4], "big"), len(head))
+    brands = {major} | {head[at:at + 4] for at in range(16, end - 3, 4)}
+    return "avif" if brands & _AVIF_BRANDS else "heic"
+
+
+def _reason(exc: BaseException, file: Path) -> str:
     if isinstance(exc, UnidentifiedImageError):  # its text names the reader, not the file
-        return "not an image format Pillow reads"
+        return _missing_decoder(file) or "not an image format Pillow reads"
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _missing_decoder(file: Path) -> str | None:
+    """Why a phone photo cannot be read here, when the decoder for its suffix is absent."""
+    suffix = file.suffix.lower()
+    if suffix in HEIF_SUFFIXES and not HEIF_SUPPORTED:
+        return "HEIC/HEIF photos need the pillow-heif package, which is not installed"
+    if suffix == ".avif" and not features.check("avif"):
+        return "AVIF photos need a Pillow built with AVIF support, which this one is not"
+    return None
 
 
 def _orientation(image: Image.Image, handle: BinaryIO) -> int:
@@ -201,7 +265,7 @@ def _png_trailing_metadata(handle: BinaryIO) -> dict[str | tuple[int, int], obje
 
 
 def _draft_keeping(image: Image.Image, min_side: int) -> None:
-    """Ask the JPEG decoder for a reduced scale that keeps the short side >= min_side."""
+    """Ask the decoder for a reduced picture whose short side stays >= min_side."""
     width, height = image.size
     scale = min(width, height) / max(min_side, 1)
     if scale < 2:

@@ -113,7 +113,8 @@ class _Decoded:
 
 
 def _decode(path: Path, sha: str, size: int, crops: int, max_pixels: int) -> _Decoded:
-    # The header gives the true size; large JPEGs are then decoded at a reduced scale.
+    # The header gives the true size; large JPEGs (and HEICs with an embedded thumbnail)
+    # are then decoded at a reduced scale.
     width, height = upright_size(path, max_pixels=max_pixels)
     image = open_rgb(path, max_pixels=max_pixels, draft_size=max(4 * size, HASH_SIDE * 2))
     boxes = square_crop_boxes(*image.size, crops)

@@ -163,7 +163,7 @@ def scan_photo_folder(folder: str | os.PathLike[str], warn: bool = True) -> Phot
 def list_photo_files(folder: str | os.PathLike[str]) -> list[Path]:
     """All image files under ``folder`` (recursively), sorted, hidden files skipped.
 
-    Files are chosen by suffix (.jpg, .png, .webp, ...); whether each one really decodes
+    Files are chosen by suffix (.jpg, .png, .heic, .avif, ...); whether each one decodes
     is found out when it is loaded. Only regular files are listed: named pipes, sockets
     and devices, broken symbolic links and unreadable sub-folders are skipped with one
     warning line each (logger ``mosaic.sources.folder``). Symbolic links to files and to

@@ -8,7 +8,8 @@ Instagram writes the text as UTF-8 bytes escaped as Latin-1 characters ("cafÃ©
 decoded back ("café") for the manifest.
 
 Only images of the posts the JSON lists are imported (videos, stories, reels and profile
-photos are not), each saved as ``<sha256>.<ext>`` byte for byte. The archive is checked
+photos are not), each saved as ``<sha256>.<ext>`` byte for byte; ``<ext>`` follows the
+content (JPEG, PNG, WebP, HEIC or AVIF), not the name in the ZIP. The archive is checked
 before anything is read: a member with an absolute path or ``..`` (zip-slip), a symbolic
 link, or a member to be read that is larger than the cap (or whose data does not match its
 headers) makes the whole import refused, and files it had already written are removed.
@@ -30,6 +31,7 @@ from typing import Any
 
 from mosaic.errors import MosaicError
 from mosaic.files import atomic_path, remove_stale_temporaries
+from mosaic.images import sniff_heif
 from mosaic.sources import manifest
 from mosaic.sources.download.images import sniff_image
 
@@ -39,11 +41,13 @@ MAX_MEMBER_BYTES = 100 * 1024 * 1024
 """Largest image or JSON member read from the ZIP; a larger one is refused."""
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".webm", ".avi", ".3gp", ".mkv"})
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".gif"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".hif",
+                            ".avif", ".gif"})
 _POSTS_JSON_RE = re.compile(r"^(?P<root>(?:.*/)?)(?:content|media)/posts_(?P<n>\d+)\.json$")
 _POSTS_HTML_RE = re.compile(r"^(?:.*/)?(?:content|media)/posts_\d+\.html?$")
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 _CHUNK = 1 << 20
+_FTYP_BYTES = 512  # enough for the ftyp box and its list of compatible brands
 
 
 @dataclass
@@ -203,9 +207,10 @@ class _Importer:
 
     def save(self, info: zipfile.ZipInfo, uri: str) -> manifest.ImageRecord | None:
         data = _read_member(self.archive, info, self.cap, self.zip_path)
-        kind = sniff_image(data[:16])
+        kind = sniff_image(data[:16]) or sniff_heif(data[:_FTYP_BYTES])
         if kind is None:
-            log.warning("%s: %s is not a JPEG, PNG or WebP image; skipped", self.zip_path, uri)
+            log.warning("%s: %s is not a JPEG, PNG, WebP, HEIC or AVIF image; skipped",
+                        self.zip_path, uri)
             self.summary.missing.append(uri)
             return None
         sha = hashlib.sha256(data).hexdigest()
