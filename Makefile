@@ -55,8 +55,12 @@ bench-weights: setup-bench
 bench-faces: setup-bench
 	$(BIN)/python -m benchmarks.bench_faces
 
+# The solver at 2,500-50,000 photos, then whole default-command builds at 10,000 (and
+# BUILD_PHOTOS=10000,50000,100000 for the big rows; each takes minutes to an hour).
+BUILD_PHOTOS ?= 10000
 bench-scale: setup-bench
 	$(BIN)/python -m benchmarks.bench_scale
+	$(BIN)/python -m benchmarks.bench_builds --photos $(BUILD_PHOTOS) --cluster
 
 # phomo (PyPI) in a side virtual environment, compared on the shared photos and targets.
 $(PEERS)/bin/phomo:

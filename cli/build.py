@@ -71,8 +71,8 @@ def build(
     regions: Annotated[Optional[int], typer.Option(
         help="Regions of --method regional (default: about 3,200 tiles each).")] = None,
     max_memory: Annotated[Optional[str], typer.Option(
-        help="Memory budget of scoring and solving, e.g. 4GB (default: a third of the "
-             "RAM, at most 8 GB).")] = None,
+        help="Memory budget of the whole build process, e.g. 4GB (default: a third of "
+             "the RAM, at most 8 GB).")] = None,
     dask_address: Annotated[Optional[str], typer.Option(
         help="Score and solve on this Dask cluster, e.g. tcp://scheduler:8786 (default: "
              "local threads).")] = None,

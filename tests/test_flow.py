@@ -124,7 +124,7 @@ def test_auto_picks_regional_when_the_matrix_exceeds_the_budget(prefect_api, pho
                                                                   portrait, tmp_path):
     """A tiny --max-memory makes "auto" run the regional method, weighted, with a report."""
     from flows.build_mosaic import build_mosaic
-    from mosaic.assign.auto import DENSE_SHARE, choose_method, smallest_budget
+    from mosaic.assign.auto import DENSE_SHARE, PROCESS_BYTES, choose_method, smallest_budget
 
     dense = build_mosaic(_options(photo_dir, portrait, tmp_path / "dense", compare=False))
     assert dense["method"] == "optimal" and dense["method_requested"] == "auto"
@@ -134,9 +134,10 @@ def test_auto_picks_regional_when_the_matrix_exceeds_the_budget(prefect_api, pho
     # for all of them.)
     files, photos, tiles = dense["photo_files"], dense["photos_available"], dense["tiles"]
     enough = round(1.05 * smallest_budget(files, files, 7, regions=4,
-                                          feature_bytes=4 * 3 * 16**2 * (files + files * 7)))
+                                          feature_bytes=4 * 3 * 16**2 * (files + files * 7),
+                                          process_bytes=PROCESS_BYTES))
     assert enough < choose_method(tiles, photos, 7, feature_bytes=4 * 3 * 16**2 * (
-        tiles + photos * 7)).dense_bytes / DENSE_SHARE
+        tiles + photos * 7), process_bytes=PROCESS_BYTES).dense_bytes / DENSE_SHARE
     small = _options(photo_dir, portrait, tmp_path / "regional", compare=False,
                      max_memory=str(enough), regions=4)
     regional = build_mosaic(small)

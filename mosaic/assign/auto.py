@@ -19,8 +19,14 @@ BY_SIZE = ("auto", "optimal", "regional")
 """The methods this module chooses between or checks by size (the registry,
 :mod:`mosaic.assign.methods`, marks the same ones ``by_size``; a test keeps them equal)."""
 
-#: Share of the budget the dense matrix and solver may take (the rest: features, Python).
-DENSE_SHARE = 0.8
+#: Share of the budget the dense need (process, features, matrix, solver) may take: slack
+#: for what the estimate misses.
+DENSE_SHARE = 0.9
+#: A build process's own resident memory besides features and matrices (Python, numpy,
+#: Prefect, mediapipe's models): 230 MB after the imports, 260-300 MB by the time it
+#: scores (measured at 10,000 photos). The build plans with it so that ``--max-memory``
+#: bounds the whole process, not only the matrix.
+PROCESS_BYTES = 300 * 10**6
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class MethodChoice:
 
 
 def smallest_budget(tiles: int, photos: int, crops: int = 1, regions: int | None = None,
-                    workers: int = 2, feature_bytes: int = 0) -> int:
+                    workers: int = 2, feature_bytes: int = 0, process_bytes: int = 0) -> int:
     """The smallest memory budget at which a build runs at full quality.
 
     That is the dense exact method's need, or the regional method's with its regions of
@@ -57,15 +63,16 @@ def smallest_budget(tiles: int, photos: int, crops: int = 1, regions: int | None
     whichever is smaller. Below it the regional method would cut the problem into ever
     smaller regions and give a worse mosaic without saying so.
     """
-    dense = (dense_bytes(tiles, photos, crops) + feature_bytes) / DENSE_SHARE
+    base = feature_bytes + process_bytes
+    dense = (dense_bytes(tiles, photos, crops) + base) / DENSE_SHARE
     count = regions or max(1, round(tiles / REGION_TILES))
-    regional = feature_bytes + 2 * workers * pair_bytes(tiles, photos, count)
+    regional = base + 2 * workers * pair_bytes(tiles, photos, count)
     return math.ceil(min(dense, regional))
 
 
 def choose_method(tiles: int, photos: int, crops: int = 1, max_memory: int | None = None,
                   requested: str = "auto", regions: int | None = None, workers: int = 2,
-                  feature_bytes: int = 0) -> MethodChoice:
+                  feature_bytes: int = 0, process_bytes: int = 0) -> MethodChoice:
     """Pick the assignment method for a problem size and memory budget.
 
     Parameters
@@ -84,6 +91,9 @@ def choose_method(tiles: int, photos: int, crops: int = 1, max_memory: int | Non
         Tasks running at once (local threads or cluster threads).
     feature_bytes : int
         Memory held by the features.
+    process_bytes : int
+        The process's own memory (:data:`PROCESS_BYTES` for a build), so that the budget
+        bounds the whole process.
 
     Returns
     -------
@@ -97,18 +107,21 @@ def choose_method(tiles: int, photos: int, crops: int = 1, max_memory: int | Non
     if requested not in BY_SIZE:
         raise MosaicError(f"`method` {requested!r}: choose from {', '.join(BY_SIZE)}")
     budget = max_memory or default_max_memory()
-    needed = dense_bytes(tiles, photos, crops) + feature_bytes
+    base = feature_bytes + process_bytes
+    needed = dense_bytes(tiles, photos, crops) + base
     fits = needed <= DENSE_SHARE * budget
     if requested == "optimal" and not fits:
         raise MosaicError(
             f"`method` optimal needs about {format_bytes(needed)} for the {tiles:,} x "
-            f"{photos:,} cost matrix, over {DENSE_SHARE:.0%} of `max_memory` "
-            f"{format_bytes(budget)}; raise `max_memory` or use `method` regional")
+            f"{photos:,} cost matrix (with the features and the process), over "
+            f"{DENSE_SHARE:.0%} of `max_memory` {format_bytes(budget)}; raise `max_memory` "
+            "or use `method` regional")
     if requested == "optimal" or (requested == "auto" and fits):
         reason = (f"dense exact: the {tiles:,} x {photos:,} matrix and solver need "
-                  f"{format_bytes(needed)}, within max_memory {format_bytes(budget)}")
+                  f"{format_bytes(needed)} (with the features and the process), within "
+                  f"max_memory {format_bytes(budget)}")
         return MethodChoice("optimal", reason, needed, budget)
-    count = regions or default_regions(tiles, photos, budget, workers)
+    count = regions or default_regions(tiles, photos, max(1, budget - base), workers)
     if requested == "regional":
         reason = (f"regional with {count} regions, as asked" if regions else
                   f"regional, as asked, with {count} regions of about "

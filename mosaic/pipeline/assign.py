@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mosaic.assign.auto import choose_method, smallest_budget
+from mosaic.assign.auto import PROCESS_BYTES, choose_method, smallest_budget
 from mosaic.assign.methods import SIZED_METHODS, solve_dense
 from mosaic.assign.regional import STAGES, assign_regional
 from mosaic.assign.result import Assignment
@@ -75,13 +75,15 @@ def plan(method: str, tiles: int, photos: int, crops: int, feature_size: int,
     if method not in SIZED_METHODS:
         return AssignPlan(method, method, f"{method}, as asked", None, budget, None)
     feature_bytes = 4 * 3 * feature_size**2 * (tiles + photos * crops)
-    smallest = smallest_budget(tiles, photos, crops, request.regions, feature_bytes=feature_bytes)
+    # The budget bounds the whole process: its own memory and the features count too.
+    smallest = smallest_budget(tiles, photos, crops, request.regions, feature_bytes=feature_bytes,
+                               process_bytes=PROCESS_BYTES)
     if check_minimum and budget < smallest:
         raise MosaicError(f"`max_memory` {format_bytes(budget)} is too small for {tiles:,} "
                           f"tiles and {photos:,} photos: the smallest budget that works is "
                           f"{_rounded_up(smallest)}")
     choice = choose_method(tiles, photos, crops, budget, method, request.regions,
-                           feature_bytes=feature_bytes)
+                           feature_bytes=feature_bytes, process_bytes=PROCESS_BYTES)
     return AssignPlan(choice.method, method, choice.reason, choice.regions, budget,
                       choice.dense_bytes)
 
