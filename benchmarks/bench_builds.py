@@ -107,9 +107,8 @@ def run_build(photos: Path, count: int, folder: Path, max_memory: str | None,
     # peak in metrics.json (peak_rss_mb, measured by the build itself).
     metrics["peak_bytes"] = (peak if peak > before
                              else int(metrics.get("peak_rss_mb", 0) * 2**20))
-    assignment = next((folder / "run").glob("assign/*/assignment.json"), None)
-    metrics["placement"] = (json.loads(assignment.read_text(encoding="utf-8"))
-                            .get("photo_of_tile") if assignment else None)
+    chosen = Path(str(metrics["assignment_file"]))  # the method's, not a baseline's
+    metrics["placement"] = json.loads(chosen.read_text(encoding="utf-8"))["photo_of_tile"]
     return metrics
 
 
