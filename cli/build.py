@@ -54,6 +54,12 @@ def build(
     ] = None,
     cookies: Annotated[Optional[Path], typer.Option(
         help="Netscape cookies file for --instagram (never logged or stored).")] = None,
+    cookies_from_browser: Annotated[Optional[str], typer.Option(
+        metavar="chromium|firefox", help="For --instagram: read the session from this "
+        "browser's profile (never logged or stored).")] = None,
+    browser_profile: Annotated[Optional[Path], typer.Option(
+        help="The browser's profile folder or cookie database (default: its default "
+             "profile).")] = None,
     grid: Annotated[Optional[str], typer.Option(help="ROWSxCOLS, e.g. 40x30.")] = None,
     tiles: Annotated[Optional[int], typer.Option(help="Number of tiles wanted.")] = None,
     size: Annotated[Optional[str], typer.Option(
@@ -124,14 +130,16 @@ def build(
     ensure_prefect_api()
     options = make_options(**{name: str(value) if isinstance(value, Path) else value
                               for name, value in given.items()
-                              if name not in {"cookies", "quiet", "verbose"}
+                              if name not in {"cookies", "cookies_from_browser",
+                                              "browser_profile", "quiet", "verbose"}
                               and value is not None})
     setup_logging(verbose)
     if instagram is not None:
         from cli.scrape import fetch_instagram_photos
 
         fetch_instagram_photos(str(options.instagram), Path(str(options.photos)),
-                               cookies=cookies)
+                               cookies=cookies, cookies_from_browser=cookies_from_browser,
+                               browser_profile=browser_profile)
     prepare_build(options)
     started = time.perf_counter()
     result = run_build(options, quiet)

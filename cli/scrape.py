@@ -5,13 +5,16 @@
 line on stderr and exit status 2 (an ``--out`` folder whose ``manifest.json`` is not ours
 among it); posts that failed to download, and a site that cannot be reached, exit with
 status 1 (a rerun fetches only what is missing). Posts gone from the site (404/410) are
-a warning, not a failure. Prefect is imported only after the arguments are checked.
+a warning, not a failure, and so is a profile that showed fewer posts than it states
+(guests see about a dozen: ``--cookies`` or ``--cookies-from-browser`` log in). Prefect is
+imported only after the arguments are checked, the browser's cookies among them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -45,6 +48,11 @@ _Out = Annotated[Path, typer.Option(help="Folder for the photos and manifest.jso
 _Delay = Annotated[float, typer.Option(help="Seconds between page loads (politeness).")]
 _Cookies = Annotated[Optional[Path], typer.Option(
     help="Netscape cookies.txt exported from a logged-in browser (never logged or stored).")]
+_FromBrowser = Annotated[Optional[str], typer.Option(
+    metavar="chromium|firefox", help="Read the Instagram session from this browser's profile "
+    "(log in there first; never logged or stored).")]
+_BrowserProfile = Annotated[Optional[Path], typer.Option(
+    help="The browser's profile folder or cookie database (default: its default profile).")]
 _BaseUrl = Annotated[str, typer.Option(help="The site to scrape.")]
 _AllowHost = Annotated[Optional[list[str]], typer.Option(
     "--allow-host", help="Image host (HOST or HOST:PORT) downloads may come from; repeatable."
@@ -78,10 +86,45 @@ def _scrape_options(workdir: Path | None, run_name: str, **values: Any) -> Scrap
     given = {name: value for name, value in values.items() if value is not None}
     # The command line uses only the cookies file it is given, never a Secret or $VAR.
     options = scrape_options(cookies_secret=None, cookies_env=None, **given)
+    if options.cookies_from_browser:  # a profile without a session: one line now, exit 2
+        from mosaic.sources.instagram.browser_cookies import read_browser_cookies
+
+        read_browser_cookies(options.cookies_from_browser, options.browser_profile,
+                             options.base_url)
     _check_out(Path(options.out or ""))
     options = options.model_copy(update={"workdir": _workdir(workdir, run_name)})
     ensure_prefect_api()
     return options
+
+
+class _Flags(logging.Formatter):
+    """Another formatter, with warnings naming parameters by their flags.
+
+    Arguments that word themselves (``ScrapeWarning``, ``MosaicError``) are given as
+    ``for_command_line()``, as the command line's errors are.
+    """
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if not any(callable(getattr(arg, "for_command_line", None)) for arg in args):
+            return self.inner.format(record)
+        # A copy: the same record goes on to the Prefect UI, which names the parameters.
+        worded = logging.makeLogRecord(record.__dict__)
+        worded.args = tuple(arg.for_command_line() if callable(
+            getattr(arg, "for_command_line", None)) else arg for arg in args)
+        return self.inner.format(worded)
+
+
+def _flags_in_warnings() -> None:
+    """Word the scrape's warnings with flags on stderr (the handler ``setup_logging`` made)."""
+    for handler in logging.getLogger("mosaic").handlers:
+        if (isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr
+                and not isinstance(handler.formatter, _Flags)):
+            handler.setFormatter(_Flags(handler.formatter))
 
 
 def _run_flow(options: ScrapeOptions, quiet: bool) -> dict[str, Any]:
@@ -89,6 +132,7 @@ def _run_flow(options: ScrapeOptions, quiet: bool) -> dict[str, Any]:
     from flows.scrape_instagram import ScrapeIncompleteError, run_scrape
     from mosaic.sources.download.errors import FetchError
 
+    _flags_in_warnings()
     ensure_prefect_api()
     wait_for_prefect_api(quiet)
     try:
@@ -124,21 +168,28 @@ def _workdir(workdir: Path | None, name: str) -> str:
     return str(prepare_run_folder(workdir if workdir is not None else RUNS / name))
 
 
+def _browser_values(browser: str | None, profile: Path | None) -> dict[str, Any]:
+    return {"cookies_from_browser": browser,
+            "browser_profile": str(profile.expanduser().resolve()) if profile else None}
+
+
 def instagram_request(username: str, out: Path, base_url: str, allow_hosts: list[str] | None,
                       cookies: Path | None, max_posts: int | None, delay: float,
-                      workdir: Path | None = None) -> ScrapeOptions:
+                      workdir: Path | None = None, cookies_from_browser: str | None = None,
+                      browser_profile: Path | None = None) -> ScrapeOptions:
     """Check the options of a profile scrape and build its :class:`ScrapeOptions`.
 
     Raises
     ------
     MosaicError
-        Any bad option.
+        Any bad option (a browser profile without an Instagram session among them).
     """
     name = check_username(username)
     return _scrape_options(workdir, f"instagram-{name}", username=name, out=str(out.resolve()),
                            base_url=base_url, allow_hosts=tuple(allow_hosts or ()) or None,
                            cookies=str(cookies.resolve()) if cookies else None,
-                           max_posts=max_posts, delay=delay)
+                           max_posts=max_posts, delay=delay,
+                           **_browser_values(cookies_from_browser, browser_profile))
 
 
 @scrape_app.command("instagram")
@@ -149,6 +200,8 @@ def scrape_instagram_command(
                          ] = None,
     delay: _Delay = 2.0,
     cookies: _Cookies = None,
+    cookies_from_browser: _FromBrowser = None,
+    browser_profile: _BrowserProfile = None,
     base_url: _BaseUrl = DEFAULT_BASE_URL,
     allow_host: _AllowHost = None,
     workdir: _Workdir = None,
@@ -157,7 +210,7 @@ def scrape_instagram_command(
 ) -> None:
     """Download the photos of an Instagram profile (videos are skipped)."""
     request = instagram_request(username, out, base_url, allow_host, cookies, max_posts, delay,
-                                workdir)
+                                workdir, cookies_from_browser, browser_profile)
     setup_logging(verbose)
     _scrape(request, quiet)
 
@@ -168,6 +221,8 @@ def scrape_posts_command(
     out: _Out,
     delay: _Delay = 2.0,
     cookies: _Cookies = None,
+    cookies_from_browser: _FromBrowser = None,
+    browser_profile: _BrowserProfile = None,
     base_url: _BaseUrl = DEFAULT_BASE_URL,
     allow_host: _AllowHost = None,
     workdir: _Workdir = None,
@@ -182,7 +237,8 @@ def scrape_posts_command(
                               reels=reels, base_url=site,
                               allow_hosts=tuple(allow_host or ()) or None,
                               cookies=str(cookies.resolve()) if cookies else None,
-                              delay=delay)
+                              delay=delay,
+                              **_browser_values(cookies_from_browser, browser_profile))
     setup_logging(verbose)
     _scrape(request, quiet)
 
@@ -217,7 +273,9 @@ def instagram_photos_dir(username: str) -> Path:
 
 def fetch_instagram_photos(username: str, out_dir: Path, base_url: str = DEFAULT_BASE_URL,
                            allow_hosts: list[str] | None = None, cookies: Path | None = None,
-                           max_posts: int | None = None, delay: float = 2.0) -> Path:
+                           max_posts: int | None = None, delay: float = 2.0,
+                           cookies_from_browser: str | None = None,
+                           browser_profile: Path | None = None) -> Path:
     """Scrape a profile into ``out_dir`` (fetching only what is missing) before a build.
 
     When some posts fail, or the login wall stops the scrape, the photos already saved are
@@ -229,7 +287,7 @@ def fetch_instagram_photos(username: str, out_dir: Path, base_url: str = DEFAULT
         The profile.
     out_dir : pathlib.Path
         Where the photos go (see :func:`instagram_photos_dir` for the default).
-    base_url, allow_hosts, cookies, max_posts, delay
+    base_url, allow_hosts, cookies, max_posts, delay, cookies_from_browser, browser_profile
         As for ``mosaic scrape instagram``.
 
     Returns
@@ -245,7 +303,8 @@ def fetch_instagram_photos(username: str, out_dir: Path, base_url: str = DEFAULT
     from mosaic.sources.manifest import read_manifest
 
     request = instagram_request(username, out_dir, base_url, allow_hosts, cookies, max_posts,
-                                delay)
+                                delay, cookies_from_browser=cookies_from_browser,
+                                browser_profile=browser_profile)
     try:
         summary = _run_flow(request, quiet=True)
     except MosaicError as exc:

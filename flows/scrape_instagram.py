@@ -11,8 +11,12 @@ and a progress artifact follows it as posts finish.
 
 Posts deleted from the site (404/410 on the page, or on every size of every image) are
 *gone*, not failed: they are named in one warning and in the artifact, recorded in the
-manifest, and the run completes. A stop (Ctrl-C, SIGTERM, a cancelled run) reaching the
-flow asks every fetch of the process to stop at once (``download.request_stop``).
+manifest, and the run completes. A profile that shows fewer posts than it states (guests
+see about a dozen) is one warning too, in the log and atop the artifact, naming the
+parameters that log in (``cookies``, ``cookies_from_browser``). Cookies come from
+``tasks.cookies``: a file, a browser profile on the worker, a Secret block or a variable.
+A stop (Ctrl-C, SIGTERM, a cancelled run) reaching the flow asks every fetch of the
+process to stop at once (``download.request_stop``).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from mosaic.sources.instagram.settings import ScrapeSettings
 from mosaic.sources.instagram.summary import (
     failure_reason,
     gone_warning,
+    hidden_posts_warning,
     summarise,
     summary_markdown,
 )
@@ -96,8 +101,10 @@ def scrape_instagram(options: ScrapeOptions) -> dict[str, Any]:
     options = options.resolved()
     clear_stop()  # a stop of an earlier run in this process is not this run's
     try:
-        with cookies_file(options.cookies, options.cookies_secret,
-                          options.cookies_env) as cookies:
+        with cookies_file(options.cookies, options.cookies_secret, options.cookies_env,
+                          browser=options.cookies_from_browser,
+                          browser_profile=options.browser_profile,
+                          base_url=options.base_url) as cookies:
             log.info("scraping %s into %s", _source(options), options.out)
             return _scrape(options, options.settings(cookies))
     except BaseException as exc:
@@ -132,7 +139,10 @@ def _scrape(options: ScrapeOptions, settings: ScrapeSettings) -> dict[str, Any]:
     _complete_manifest(out_dir, results.values())
     _record_failures(out_dir, failures)
     summary = summarise(_source(options), out_dir, listing, results, failures, cached, stale,
-                        time.perf_counter() - started)
+                        time.perf_counter() - started, with_cookies=bool(settings.cookies))
+    hidden = hidden_posts_warning(summary)
+    if hidden is not None:
+        log.warning("%s", hidden)  # passed whole: the command line words it with flags
     warning = gone_warning(summary)
     if warning:
         log.warning("%s", warning)

@@ -1,6 +1,7 @@
 """Where a scrape's Instagram cookies come from when it starts.
 
-Cookies are never a parameter: a run uses the file the user named, or looks them up,
+Cookies are never a parameter: a run uses the file the user named, or reads them from
+the browser profile the user named (on the machine the run runs on), or looks them up,
 first in a Prefect Secret block (the text of a Netscape ``cookies.txt``), then in an
 environment variable (a path to such a file, or its text), and runs without cookies when
 neither exists. Text is written to a private temporary folder (mode 0700) that the
@@ -18,8 +19,15 @@ from pathlib import Path
 from mosaic import processes
 from mosaic.errors import MosaicError
 from mosaic.sources.download.cookies import load_cookie_jar
+from mosaic.sources.instagram.browser_cookies import (
+    Browser,
+    netscape_text,
+    read_browser_cookies,
+)
+from mosaic.sources.instagram.urls import DEFAULT_BASE_URL
 
 log = logging.getLogger("mosaic.scrape")
+
 
 def _secret_text(name: str) -> str | None:
     """The text held by the Prefect Secret block ``name`` (None when there is no such block)."""
@@ -36,48 +44,14 @@ def _secret_text(name: str) -> str | None:
 
 
 @contextlib.contextmanager
-def cookies_file(path: str | None, secret: str | None, env: str | None
-                 ) -> Iterator[str | None]:
-    """The cookies file of a scrape, looked up now; never logged, never kept.
-
-    Parameters
-    ----------
-    path : str, optional
-        A cookies file the user named (the command line's ``--cookies``): used as it is.
-    secret : str, optional
-        Name of a Prefect Secret block holding the text of a Netscape ``cookies.txt``.
-    env : str, optional
-        Name of an environment variable holding the path of such a file, or its text.
-
-    Yields
-    ------
-    str or None
-        A path to the cookies (a private temporary file when they came as text), or None
-        when neither source has any.
+def _private_cookies(text: str, origin: str) -> Iterator[str]:
+    """``text`` in a private temporary cookies file, deleted on the way out, however it ends.
 
     Raises
     ------
     MosaicError
-        The cookies are not in Netscape format (the message holds no cookie value).
+        The text is not a Netscape cookies.txt (the message holds no cookie value).
     """
-    if path is not None:
-        yield path
-        return
-    text = _secret_text(secret) if secret else None
-    origin = f"Secret block {secret!r}"
-    if text is None and env and os.environ.get(env):
-        value = os.environ[env]
-        if "\t" not in value and Path(value).is_file():
-            log.info("cookies: the file named by $%s", env)
-            load_cookie_jar(value)
-            yield value
-            return
-        text, origin = value, f"${env}"
-    if text is None:
-        log.info("no cookies (no Secret block %r, no $%s): scraping without logging in",
-                 secret, env)
-        yield None
-        return
     # A private folder (0700) the guardian deletes if this process is killed: cookie text
     # never stays on disk after the run, however it ends.
     folder = processes.private_dir("cookies")
@@ -94,6 +68,67 @@ def cookies_file(path: str | None, secret: str | None, env: str | None
         yield str(path)
     finally:
         processes.remove_private_dir(folder)
+
+
+@contextlib.contextmanager
+def cookies_file(path: str | None, secret: str | None, env: str | None, *,
+                 browser: Browser | None = None, browser_profile: str | None = None,
+                 base_url: str = DEFAULT_BASE_URL) -> Iterator[str | None]:
+    """The cookies file of a scrape, looked up now; never logged, never kept.
+
+    Parameters
+    ----------
+    path : str, optional
+        A cookies file the user named (the command line's ``--cookies``): used as it is.
+    browser : {"chromium", "firefox"}, optional
+        Read the site's cookies from this browser's profile instead (``browser_profile``,
+        or its default one); they must hold a login.
+    browser_profile : str, optional
+        The profile folder or cookie database of ``browser``.
+    base_url : str
+        The site whose cookies are read from the browser.
+    secret : str, optional
+        Name of a Prefect Secret block holding the text of a Netscape ``cookies.txt``.
+    env : str, optional
+        Name of an environment variable holding the path of such a file, or its text.
+
+    Yields
+    ------
+    str or None
+        A path to the cookies (a private temporary file when they came as text), or None
+        when neither source has any.
+
+    Raises
+    ------
+    MosaicError
+        The cookies are not in Netscape format, or the browser profile cannot be read or
+        holds no session (the message holds no cookie value).
+    """
+    if path is not None:
+        yield path
+        return
+    if browser is not None:
+        jar = read_browser_cookies(browser, browser_profile, base_url)
+        with _private_cookies(netscape_text(jar), f"the {browser} profile") as cookies:
+            yield cookies
+        return
+    text = _secret_text(secret) if secret else None
+    origin = f"Secret block {secret!r}"
+    if text is None and env and os.environ.get(env):
+        value = os.environ[env]
+        if "\t" not in value and Path(value).is_file():
+            log.info("cookies: the file named by $%s", env)
+            load_cookie_jar(value)
+            yield value
+            return
+        text, origin = value, f"${env}"
+    if text is None:
+        log.info("no cookies (no Secret block %r, no $%s): scraping without logging in",
+                 secret, env)
+        yield None
+        return
+    with _private_cookies(text, origin) as cookies:
+        yield cookies
 
 
 __all__ = ["cookies_file"]

@@ -135,7 +135,8 @@ def list_posts(username: str, settings: ScrapeSettings, workdir: str, max_posts:
     take_slot(host_limit)
     listing = profile.list_profile_posts(username, settings, workdir, max_posts)
     return {"posts": list(listing.posts), "reels": list(listing.reels),
-            "expected": listing.expected, "scrolls": listing.scrolls}
+            "expected": listing.expected, "scrolls": listing.scrolls, "found": listing.found,
+            "login_wall": listing.login_wall, "short": listing.short}
 
 
 @task(name="scrape-post", retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=2),

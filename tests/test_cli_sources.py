@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from cli.scrape import fetch_instagram_photos
 from mosaic.errors import MosaicError
@@ -21,6 +22,7 @@ from mosaic.files import sha256_bytes
 from mosaic.sources import manifest
 from tests.conftest import in_mount_namespace
 from tests.fixtures.export_zips import build_export, build_hostile_export, build_html_export
+from tests.fixtures.fake_browsers import YEAR, firefox_profile
 from tests.fixtures.fake_instagram import FakeInstagram, make_posts
 from tests.fixtures.logs import captured_logs, restored_mosaic_logger
 
@@ -63,6 +65,16 @@ def _site_args(site: FakeInstagram) -> list[str]:
     (["instagram", "someone", "--out", "o", "--cookies", "missing.txt"], "file not found"),
     (["instagram", "someone", "--out", "o", "--delay", "-1"], "--delay"),
     (["instagram", "someone", "--out", "o", "--max-posts", "0"], "--max-posts"),
+    (["instagram", "someone", "--out", "o", "--cookies-from-browser", "safari"],
+     "--cookies-from-browser 'safari': choose one of 'chromium', 'firefox'"),
+    (["instagram", "someone", "--out", "o", "--browser-profile", "ff"],
+     "--browser-profile needs --cookies-from-browser"),
+    (["instagram", "someone", "--out", "o", "--cookies-from-browser", "firefox",
+      "--browser-profile", "nowhere"], "nowhere: not found"),
+    (["instagram", "someone", "--out", "o", "--cookies-from-browser", "firefox",
+      "--browser-profile", "ff"], "--cookies-from-browser firefox: no instagram.com session"),
+    (["instagram", "someone", "--out", "o", "--cookies-from-browser", "chromium",
+      "--browser-profile", "ff"], "no Chromium cookie database in this folder"),
     (["instagram", "someone", "--out", "file.txt"], "is a file"),
     (["posts", "urls.txt", "--out", "o"], "line 2"),
     (["posts", "nothing.txt", "--out", "o"], "file not found"),
@@ -71,9 +83,23 @@ def test_bad_input_is_one_line_and_status_2(runner, tmp_path, monkeypatch, args,
     monkeypatch.chdir(tmp_path)
     Path("file.txt").write_text("x")
     Path("urls.txt").write_text("https://www.instagram.com/p/AAAAA/\nhttps://evil.example/p/x\n")
+    firefox_profile(Path("ff"), [(".instagram.com", "csrftoken", "x", 2**31)]).close()
     result = runner.invoke(_app(), ["scrape", *args])
     _assert_one_line_error(result, message)
     assert not Path("o").exists() and not Path("mosaic-runs").exists()
+
+
+def test_build_from_instagram_reads_the_browser_profile_first(runner, tmp_path, monkeypatch,
+                                                               prefect_api):
+    monkeypatch.chdir(tmp_path)
+    firefox_profile(Path("ff"), [(".instagram.com", "csrftoken", "x", 2**31)]).close()
+    target = tmp_path / "t.jpg"
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(target)
+    result = runner.invoke(_app(), ["build", "--instagram", "someone", "--target", str(target),
+                                    "--out", "o.jpg", "--cookies-from-browser", "firefox",
+                                    "--browser-profile", "ff"])
+    _assert_one_line_error(result, "--cookies-from-browser firefox: no instagram.com session")
+    assert not Path("o.jpg").exists()
 
 
 @pytest.mark.parametrize("content", ['{"name": "my-package", "version": "1.0"}', "not json",
@@ -304,3 +330,34 @@ def test_sigkilled_scrape_resumes_without_downloading_again(prefect_api, tmp_pat
         saved = json.loads((photos / "manifest.json").read_text())
         assert saved["source"] == {"kind": "instagram", "username": site.username,
                                    "site": site.base_url}
+
+
+def test_guests_are_told_in_one_line_and_a_browser_profile_logs_in(prefect_api, tmp_path):
+    posts = make_posts(20, carousels=2, videos=1, reels=1, seed=53, og_every=0)
+    with FakeInstagram(posts, guest_posts=12) as site:
+        args = ["scrape", "instagram", site.username, "--out", "photos", *_site_args(site)]
+        result = _run(*args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert lines == ["mosaic: warning: 12 of 20 posts visible without login: pass --cookies "
+                         "or --cookies-from-browser, or import your data export (mosaic import "
+                         "instagram-export)"]
+        seen = [p for p in posts[:12] if p.kind in {"image", "carousel"}]
+        assert f"from {len(seen)} posts" in result.stdout  # the newest, all a guest sees
+
+        name, secret = site.session_cookie
+        connection = firefox_profile(tmp_path / "firefox", [
+            ("127.0.0.1", name, secret, int(time.time()) + YEAR)])
+        try:
+            result = _run(*args, "--cookies-from-browser", "firefox", "--browser-profile",
+                          "firefox", "--verbose", cwd=tmp_path)
+        finally:
+            connection.close()
+        assert result.returncode == 0, result.stderr
+        assert "posts visible" not in result.stderr and "warning" not in result.stderr
+        assert secret not in result.stdout + result.stderr
+        assert set(site.downloads()) == set(site.expected_downloads())
+        assert f"from {sum(p.kind in {'image', 'carousel'} for p in posts)} posts" in result.stdout
+        assert secret not in "".join(p.read_bytes().decode("latin-1")
+                                     for p in (tmp_path / "mosaic-runs").rglob("*")
+                                     if p.is_file())

@@ -14,6 +14,7 @@ import pytest
 from mosaic.files import sha256_bytes
 from mosaic.sources import manifest
 from mosaic.sources.instagram.options import ScrapeOptions
+from tests.fixtures.fake_browsers import YEAR, firefox_profile
 from tests.fixtures.fake_instagram import FakeInstagram, Post, make_posts
 from tests.fixtures.logs import captured_logs
 
@@ -282,3 +283,45 @@ def test_a_foreign_manifest_stops_the_flow_before_any_request(prefect_api, tmp_p
         assert site.hits == []
     assert (out / "manifest.json").read_text() == '{"files": ["mine"]}'
     assert [p.name for p in out.iterdir()] == ["manifest.json"]
+
+
+def test_a_guest_s_dozen_posts_is_one_warning_and_a_browser_login_gets_them_all(prefect_api,
+                                                                                 tmp_path):
+    from flows.scrape_instagram import run_scrape
+
+    posts = make_posts(20, carousels=2, videos=1, reels=1, seed=67, og_every=0)
+    with FakeInstagram(posts, guest_posts=12) as site:
+        request = _options(site, tmp_path / "photos", tmp_path / "work", username=site.username)
+        with captured_logs() as records:
+            state = run_scrape(request, return_state=True)
+        assert state.is_completed(), state
+        summary = state.result()
+        assert summary["hidden_posts"]["visible"] == 12 and summary["posts_stated"] == 20
+        warnings = [r.getMessage() for r in records if r.levelname == "WARNING"]
+        assert warnings == ["12 of 20 posts visible without login: pass cookies or "
+                            "cookies_from_browser, or import your data export "
+                            "(mosaic import instagram-export)"]
+        artifact = _artifact(state.state_details.flow_run_id)
+        assert ("> **Warning:** 12 of 20 posts visible without login: pass `cookies` or "
+                "`cookies_from_browser`") in artifact
+        assert "| posts the profile states | 20 (12 visible) |" in artifact
+
+        name, secret = site.session_cookie
+        connection = firefox_profile(tmp_path / "firefox", [
+            ("127.0.0.1", name, secret, int(time.time()) + YEAR)])
+        try:
+            logged_in = request.model_copy(update={"cookies_from_browser": "firefox",
+                                                   "browser_profile": str(tmp_path / "firefox")})
+            with captured_logs() as records:
+                state = run_scrape(logged_in, return_state=True)
+        finally:
+            connection.close()
+        assert state.is_completed(), state
+        summary = state.result()
+        assert summary["hidden_posts"] is None and summary["posts_listed"] == 19
+        assert not [r for r in records if r.levelname == "WARNING"]
+        artifact = _artifact(state.state_details.flow_run_id)
+        assert "Warning" not in artifact and "| posts the profile states | 20 |" in artifact
+        assert secret not in (artifact + repr(summary) + _all_text(tmp_path / "photos")
+                              + _all_text(tmp_path / "work"))
+        assert set(site.downloads()) == set(site.expected_downloads())

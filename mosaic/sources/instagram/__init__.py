@@ -15,12 +15,15 @@ What is where:
   threads, and the login wall a run has met.
 * :mod:`~mosaic.sources.instagram.browser`: headless Chromium in a private folder, its
   chromedriver guarded, its errors as one line, cookies given to it.
+* :mod:`~mosaic.sources.instagram.browser_cookies`: the session cookies read from a local
+  Chromium or Firefox profile (``--cookies-from-browser``), in memory.
 * :mod:`~mosaic.sources.instagram.profile`: a profile loaded and scrolled in the browser
-  until its post links are all collected.
+  until its post links are all collected (or the login wall ends what guests see).
 * :mod:`~mosaic.sources.instagram.post`: one post end to end: its page fetched, its images
   saved (the largest size still there), its manifest entry (done, gone, partly-gone...).
 * :mod:`~mosaic.sources.instagram.export`: the "Download your information" ZIP importer.
 
-Cookies passed with ``--cookies`` are sent with requests and added to the browser; they
-are never logged nor written anywhere but the browser's private folder, which is deleted.
+Cookies passed with ``--cookies`` (or read with ``--cookies-from-browser``) are sent with
+requests and added to the browser; they are never logged nor written anywhere but private
+temporary folders (the browser's, the cookies file's), which are deleted.
 """

@@ -7,20 +7,21 @@ before a worker starts. Messages name parameters in backticks (see :mod:`mosaic.
 
 ``{username}`` in a path stands for the run's account, so one deployment serves any
 number of accounts, each run in its own folders. Cookies are never a value here: only the
-path of a file (``cookies``), or where a run looks them up (``cookies_secret``,
-``cookies_env``).
+path of a file (``cookies``), a browser whose profile holds them (``cookies_from_browser``,
+``browser_profile``), or where a run looks them up (``cookies_secret``, ``cookies_env``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mosaic.errors import MosaicError, validated
 from mosaic.sources.download.cookies import load_cookie_jar
 from mosaic.sources.download.fetch import FetchSettings, RetryPolicy
 from mosaic.sources.download.hosts import DEFAULT_ALLOWED_HOSTS, AllowList
+from mosaic.sources.instagram.browser_cookies import Browser
 from mosaic.sources.instagram.settings import ScrapeSettings
 from mosaic.sources.instagram.urls import DEFAULT_BASE_URL, check_username, normalise_base_url
 
@@ -73,6 +74,11 @@ class ScrapeOptions(BaseModel):
     allow_hosts: tuple[str, ...] = Field(DEFAULT_ALLOWED_HOSTS, description="Image hosts "
                                          "(HOST or HOST:PORT) downloads may come from.")
     cookies: str | None = Field(None, description="Path of a Netscape cookies.txt.")
+    cookies_from_browser: Browser | None = Field(
+        None, description="Read the Instagram session from this browser's profile on the "
+        "machine the run runs on, when it starts (never stored).")
+    browser_profile: str | None = Field(None, description="That browser's profile folder or "
+                                        "cookie database (default: its default profile).")
     cookies_secret: str | None = Field(COOKIES_SECRET, description="Prefect Secret block "
                                        "holding the text of a cookies.txt, looked up when "
                                        "the run starts (the command line passes None).")
@@ -114,6 +120,22 @@ class ScrapeOptions(BaseModel):
         if value is not None:
             load_cookie_jar(value)  # a bad file is one line now, not a failed run later
         return value
+
+    @field_validator("browser_profile")
+    @classmethod
+    def _profile(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).expanduser().exists():
+            raise MosaicError(f"`browser_profile` {value}: not found")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source_of_cookies(self) -> ScrapeOptions:
+        if self.cookies is not None and self.cookies_from_browser is not None:
+            raise MosaicError("give `cookies` or `cookies_from_browser`, not both")
+        if self.browser_profile is not None and self.cookies_from_browser is None:
+            raise MosaicError("`browser_profile` needs `cookies_from_browser` (the browser "
+                              "the profile is of: chromium or firefox)")
+        return self
 
     def resolved(self) -> ScrapeOptions:
         """These options with the account in the paths and the default folders filled in.

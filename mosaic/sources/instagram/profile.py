@@ -2,7 +2,10 @@
 
 Its ``/p/<code>/`` links are collected after every scroll (``/reel/`` links are videos
 and skipped); the login wall, a missing profile and a private one end the listing with
-one line.
+one line. Instagram shows guests only the newest posts (about a dozen) and sends them to
+a login dialog (or the login page) when they scroll for more: a wall met after some posts
+were collected ends the scrolling instead of the listing, which says how many of the posts
+the profile states it saw (:attr:`ProfileListing.short`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ log = logging.getLogger("mosaic.instagram")
 _POSTS_COUNT_RE = re.compile(r"([\d][\d,.\u202f\u00a0]*)\s*([KkMm]?)\s+Posts?\b")
 _LINKS_JS = "return Array.from(document.querySelectorAll('a[href]'), a => a.getAttribute('href'));"
 _SCROLL_JS = "window.scrollTo(0, document.body.scrollHeight);"
+_LOGIN_PROMPT_JS = ("return document.querySelector("
+                    "'[role=\"dialog\"] a[href*=\"/accounts/login\"]') !== null;")
+"""A dialog over the page asking to log in: how Instagram ends what guests may scroll."""
 _POLL_SECONDS = 0.1
 
 
@@ -52,6 +58,12 @@ class ProfileListing:
     expected: int | None
     """The post count the profile states, when it states one exactly."""
     scrolls: int
+    found: int = 0
+    """Post and reel links seen (before ``max_posts`` is applied)."""
+    login_wall: bool = False
+    """The login wall ended the scrolling (guests see only the newest posts)."""
+    short: bool = False
+    """Fewer posts were seen than the profile states (and than ``max_posts`` asked for)."""
 
 
 def _page_state(url: str, html: str) -> str:
@@ -133,20 +145,32 @@ def _collect(driver: WebDriver, base_url: str, seen: dict[str, str]) -> int:
     return new
 
 
-def _check_wall(driver: WebDriver, settings: ScrapeSettings) -> None:
-    if is_login_url(driver.current_url):
+def _walled(driver: WebDriver, settings: ScrapeSettings, seen: dict[str, str]) -> bool:
+    """Whether the login wall is up: the login page, or a login prompt over the grid.
+
+    Raises
+    ------
+    LoginRequiredError
+        The wall came before any post link.
+    """
+    if not is_login_url(driver.current_url) and not driver.execute_script(_LOGIN_PROMPT_JS):
+        return False
+    if not seen:
         raise LoginRequiredError(login_wall_message(settings.base_url))
+    return True
 
 
 def _scroll_and_collect(driver: WebDriver, settings: ScrapeSettings, max_posts: int | None,
-                        expected: int | None) -> tuple[dict[str, str], int]:
-    """Scroll until enough links, or none new for a while; return code -> kind, and scrolls."""
+                        expected: int | None) -> tuple[dict[str, str], int, bool]:
+    """Scroll until enough links, none new for a while, or the login wall.
+
+    Returns code -> kind, the scrolls, and whether the login wall ended them.
+    """
     seen: dict[str, str] = {}
     scrolls = 0
     last_new = time.monotonic()
     while True:
-        _check_wall(driver, settings)
-        if _collect(driver, settings.base_url, seen):
+        if not is_login_url(driver.current_url) and _collect(driver, settings.base_url, seen):
             last_new = time.monotonic()
             polite_wait(urlsplit(settings.base_url).netloc, settings.delay)
         posts = sum(kind == "p" for kind in seen.values())
@@ -154,7 +178,9 @@ def _scroll_and_collect(driver: WebDriver, settings: ScrapeSettings, max_posts: 
                 or (expected is not None and len(seen) >= expected)
                 or time.monotonic() - last_new > settings.idle_timeout
                 or scrolls >= settings.max_scrolls):
-            return seen, scrolls
+            return seen, scrolls, False
+        if _walled(driver, settings, seen):
+            return seen, scrolls, True
         driver.execute_script(_SCROLL_JS)
         scrolls += 1
         pause(_POLL_SECONDS)
@@ -166,8 +192,9 @@ def list_profile_posts(username: str, settings: ScrapeSettings, work_dir: str | 
 
     Scrolling stops when the profile's stated post count is reached, when ``max_posts``
     posts are found, when no new link has appeared for ``settings.idle_timeout`` seconds,
-    or after ``settings.max_scrolls`` scrolls. Links are collected after every scroll, so
-    a page that drops old posts from its DOM loses none.
+    after ``settings.max_scrolls`` scrolls, or when the login wall comes up after some
+    posts (what guests see). Links are collected after every scroll, so a page that drops
+    old posts from its DOM loses none.
 
     Parameters
     ----------
@@ -188,7 +215,7 @@ def list_profile_posts(username: str, settings: ScrapeSettings, work_dir: str | 
     Raises
     ------
     LoginRequiredError
-        The site shows its login wall.
+        The site shows its login wall before any post.
     ProfileError
         No such profile, or a private one.
     SiteUnreachableError
@@ -204,14 +231,17 @@ def list_profile_posts(username: str, settings: ScrapeSettings, work_dir: str | 
         add_browser_cookies(driver, settings)
         html = _load_profile(driver, f"{base}/{username}/", settings)
         expected = stated_post_count(html)
-        seen, scrolls = _scroll_and_collect(driver, settings, max_posts, expected)
+        seen, scrolls, walled = _scroll_and_collect(driver, settings, max_posts, expected)
     if scrolls >= settings.max_scrolls:
         log.warning("profile %s: stopped after %d scrolls", username, scrolls)
-    if expected is not None and len(seen) < expected and max_posts is None:
-        log.warning("profile %s states %d posts but only %d were found", username, expected,
-                    len(seen))
     posts = [post_url(base, code) for code, kind in seen.items() if kind == "p"]
+    # The caller says so in one line (the scrape's summary): not a warning here too.
+    short = (expected is not None and len(seen) < expected
+             and (max_posts is None or len(posts) < max_posts))
+    if short:
+        log.info("profile %s states %d posts; %d were seen%s", username, expected, len(seen),
+                 " before the login wall" if walled else "")
     if max_posts is not None:
         posts = posts[:max_posts]
     reels = tuple(f"{base}/reel/{code}/" for code, kind in seen.items() if kind == "reel")
-    return ProfileListing(tuple(posts), reels, expected, scrolls)
+    return ProfileListing(tuple(posts), reels, expected, scrolls, len(seen), walled, short)

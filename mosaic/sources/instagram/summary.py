@@ -2,7 +2,9 @@
 
 Pure functions over the post results of a run (each ``{"code", "entry", "new_images",
 "reused", "retries"}`` as the ``scrape-post`` task returns them); the scrape flow publishes
-the markdown as its artifact and returns the summary.
+the markdown as its artifact and returns the summary. A profile that showed fewer posts
+than it states (Instagram shows guests about a dozen) is one warning, in the log and at
+the top of the artifact.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from mosaic.sources import manifest
-from mosaic.sources.instagram.errors import LoginRequiredError
+from mosaic.sources.instagram.errors import LoginRequiredError, ScrapeWarning
 
 NAMED_IN_WARNING = 10
 """Gone posts the warning names (the artifact and the manifest list them all)."""
@@ -26,7 +28,8 @@ def failure_reason(error: BaseException) -> str:
 
 def summarise(source: str, out_dir: str, listing: dict[str, Any],
               results: dict[str, dict[str, Any]], failures: dict[str, BaseException],
-              cached: set[str], stale: int, seconds: float) -> dict[str, Any]:
+              cached: set[str], stale: int, seconds: float, with_cookies: bool = False
+              ) -> dict[str, Any]:
     """The run's summary.
 
     Parameters
@@ -36,7 +39,9 @@ def summarise(source: str, out_dir: str, listing: dict[str, Any],
     out_dir : str
         The photo folder.
     listing : dict
-        ``posts`` and ``reels`` URLs as listed.
+        ``posts`` and ``reels`` URLs as listed; for a profile also ``expected`` (the post
+        count it states), ``found``, ``login_wall`` and ``short`` (see
+        ``profile.ProfileListing``).
     results, failures : dict
         Post results and errors by URL.
     cached : set of str
@@ -45,11 +50,13 @@ def summarise(source: str, out_dir: str, listing: dict[str, Any],
         Temporary files of killed runs removed.
     seconds : float
         Wall time.
+    with_cookies : bool
+        The run had cookies (a login).
 
     Returns
     -------
     dict
-        Counts, the gone posts, the failures and the time.
+        Counts, the gone posts, the failures, the posts the profile hid, and the time.
     """
     entries = [result["entry"] for result in results.values()]
     videos = [e for e in entries if e["status"] == manifest.VIDEO]
@@ -73,6 +80,8 @@ def summarise(source: str, out_dir: str, listing: dict[str, Any],
         "thumbnails_only": sum(e.get("found_by") == "og:image" for e in entries),
         "failures": [{"url": url, "reason": failure_reason(error)}
                      for url, error in failures.items()],
+        "posts_stated": listing.get("expected"),
+        "hidden_posts": hidden_posts(listing, with_cookies),
         "stale_temporaries_removed": stale,
         "seconds": round(seconds, 1),
     }
@@ -87,6 +96,36 @@ def gone_posts(urls: Iterable[str], results: dict[str, dict[str, Any]], cached: 
              "images_saved": len(r["entry"]["images"]),
              "new": not r["reused"] and url not in cached}
             for url, r in done if r["entry"]["status"] in manifest.GONE_STATUSES]
+
+
+def hidden_posts(listing: dict[str, Any], with_cookies: bool) -> dict[str, Any] | None:
+    """How many of the posts a profile states it showed, when it showed fewer (else None)."""
+    if not listing.get("short"):
+        return None
+    return {"visible": listing["found"], "stated": listing["expected"],
+            "login_wall": bool(listing.get("login_wall")), "with_cookies": with_cookies}
+
+
+def hidden_posts_warning(summary: dict[str, Any]) -> ScrapeWarning | None:
+    """One line when the profile showed fewer posts than it states, saying what to do.
+
+    Parameters are named in backticks: ``str()`` gives the line as the Prefect UI names
+    them, ``for_command_line()`` with the command line's flags.
+    """
+    hidden = summary.get("hidden_posts")
+    if not hidden:
+        return None
+    counted = f"{hidden['visible']} of {hidden['stated']} posts"
+    export = "or import your data export (mosaic import instagram-export)"
+    if not hidden["with_cookies"]:
+        return ScrapeWarning(f"{counted} visible without login: pass `cookies` or "
+                             f"`cookies_from_browser`, {export}")
+    if hidden["login_wall"]:
+        return ScrapeWarning(f"{counted} visible: the login wall came up although cookies "
+                             "were given (the session may have expired); pass fresh "
+                             f"`cookies` or `cookies_from_browser`, {export}")
+    return ScrapeWarning(f"{counted} found: the profile stopped showing more; run again "
+                         f"later, {export}")
 
 
 def gone_warning(summary: dict[str, Any]) -> str | None:
@@ -107,7 +146,11 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     """The summary as the markdown of the run's ``instagram-scrape`` artifact."""
     skipped = (summary["video_posts"] + summary["reels_skipped"]
                + summary["video_children_skipped"])
+    hidden = summary.get("hidden_posts")
+    stated = summary.get("posts_stated")
+    visible = f" ({hidden['visible']} visible)" if hidden else ""
     rows = [
+        *([("posts the profile states", f"{stated}{visible}")] if stated is not None else []),
         ("posts listed", summary["posts_listed"]),
         ("posts saved", summary["posts_saved"]),
         ("images", f"{summary['images']} ({summary['new_images']} new this run)"),
@@ -122,7 +165,10 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         ("failed posts", len(summary["failures"])),
         ("time", f"{summary['seconds']} s"),
     ]
+    warning = hidden_posts_warning(summary)
     lines = [f"# Instagram photos: {summary['source']}", "",
+             # As written: in markdown its backticks show the parameters as code.
+             *([f"> **Warning:** {warning.message}", ""] if warning else []),
              f"Saved in `{summary['out_dir']}` (manifest: `{summary['manifest']}`).", "",
              "| | |", "|---|---|", *[f"| {name} | {value} |" for name, value in rows]]
     if summary["gone"]:
@@ -138,5 +184,5 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["NAMED_IN_WARNING", "failure_reason", "gone_posts", "gone_warning", "summarise",
-           "summary_markdown"]
+__all__ = ["NAMED_IN_WARNING", "failure_reason", "gone_posts", "gone_warning", "hidden_posts",
+           "hidden_posts_warning", "summarise", "summary_markdown"]

@@ -162,4 +162,4 @@ def login_wall_message(base_url: str) -> str:
     """The one-line explanation shown when Instagram asks to log in."""
     host = urlsplit(base_url).netloc
     return (f"{host} shows a login wall: log in and pass `cookies` (a Netscape cookies.txt "
-            "exported from the logged-in browser)")
+            "exported from the logged-in browser) or `cookies_from_browser`")
