@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PEERS := .venv-peers
 
-.PHONY: setup setup-bench system-deps demo test lint bench bench-weights bench-peers bench-scale bench-faces clean ui stop-ui deploy
+.PHONY: setup setup-bench setup-312 test-312 system-deps demo test lint bench bench-weights bench-peers bench-scale bench-faces clean ui stop-ui deploy
 
 setup: $(STAMP)
 
@@ -44,6 +44,40 @@ lint: setup
 
 test: setup system-deps lint
 	$(BIN)/python -m pytest
+
+# Python 3.12: the fast tests in a second environment, .venv-312/. The interpreter is
+# PYTHON312, else the first python3.12 that runs (a pyenv shim may not), else pyenv's newest
+# 3.12.x. The fast tests are the core library's files (layout, cost, assignment, exact and
+# regional solvers, blocks, images and phone photos, library, importance with mediapipe,
+# pipeline, downloads and exports), not marked slow: 1-1.5 minutes. The Prefect, CLI,
+# scraper and cluster files (10+ minutes) run with the whole suite, on 3.11.
+VENV312 := .venv-312
+STAMP312 := $(VENV312)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+PYTHON312 ?= $(shell for p in $$(command -v python3.12) $$(ls -d \
+  $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null | sort -rV); do \
+  "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null \
+  && { echo "$$p"; break; }; done)
+FAST_TESTS := tests/test_layout.py tests/test_cost.py tests/test_assign.py \
+  tests/test_exact.py tests/test_blocks.py tests/test_images.py tests/test_library.py \
+  tests/test_files.py tests/test_folder.py tests/test_importance*.py tests/test_pipeline.py \
+  tests/test_method_choice.py tests/test_regional.py tests/test_regional_allocation.py \
+  tests/test_render.py tests/test_structure.py tests/test_phone_photos.py \
+  tests/test_download.py tests/test_instagram_export.py tests/test_manifest_entries.py
+
+setup-312: $(STAMP312)
+
+$(STAMP312): pyproject.toml
+	@if [ -z "$(PYTHON312)" ]; then \
+	  echo "error: no Python 3.12 found (python3.12 on PATH, or pyenv's versions/3.12*):" \
+	    "install one (pyenv install 3.12) or pass PYTHON312=/path/to/python3.12" >&2; \
+	  exit 1; fi
+	@test -x $(VENV312)/bin/python || $(PYTHON312) -m venv $(VENV312)
+	$(VENV312)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV312)/bin/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV312)/.installed-* && touch $@
+
+test-312: setup-312
+	$(VENV312)/bin/python -m pytest -m "not slow" $(FAST_TESTS)
 
 # Benchmarks print tables; they need the shared photo set in ../shared/data/.
 bench: setup-bench

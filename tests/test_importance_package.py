@@ -42,3 +42,18 @@ def test_modules_import_one_way():
     # static_order raises CycleError when a module imports back into one that imports it.
     order = list(graphlib.TopologicalSorter(graph).static_order())
     assert sorted(order) == sorted(graph)
+
+
+def test_mediapipe_opens_with_warnings_as_errors_in_a_fresh_process():
+    """On Python 3.12 protobuf's extension warns while mediapipe loads; that must not fail."""
+    import subprocess
+    import sys
+
+    program = ("from mosaic.importance.session import mediapipe_session\n"
+               "with mediapipe_session() as mp:\n"
+               "    print(type(mp.solutions.face_detection).__name__)\n")
+    done = subprocess.run([sys.executable, "-W", "error", "-c", program], capture_output=True,
+                          text=True, timeout=120, check=False,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "module"

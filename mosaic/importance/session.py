@@ -27,6 +27,15 @@ _NATIVE_NOISE = re.compile(
 )
 # Descriptor 2 is process-wide, so only one thread may redirect it at a time.
 _stderr_lock = threading.Lock()
+# On Python 3.12 the C extension of protobuf 4.25 (mediapipe 0.10.21 wants protobuf < 5)
+# warns while it creates its map types. The warning is attributed to importlib's frozen
+# module, not to protobuf, so only its text can name it; made an error (``-W error``, the
+# test suite), it fails the extension's init and with it the import of mediapipe.
+_PROTOBUF_PY312_WARNING = r"Type google\._upb\._message\.\w+ uses PyType_Spec with a metaclass"
+# Why mediapipe failed to import, if it did: its native module cannot be initialised twice
+# in one process (pybind11 "cannot initialize type ... already defined"), so a retry would
+# hide the first, real, reason.
+_import_failure: str | None = None
 
 
 @contextlib.contextmanager
@@ -81,14 +90,23 @@ def mediapipe_session() -> Iterator[ModuleType]:
     Raises
     ------
     MosaicError
-        mediapipe is not installed.
+        mediapipe is not installed, or its import failed (then every later call says why).
     """
+    global _import_failure
+    if _import_failure is not None:
+        raise MosaicError(_import_failure)
     with _native_logs_quiet(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", module=r"(mediapipe|google\.protobuf)(\.|$)")
+        warnings.filterwarnings("ignore", _PROTOBUF_PY312_WARNING, DeprecationWarning)
         try:
             import mediapipe
         except ImportError as exc:
+            cause = exc.__cause__ or exc.__context__
+            reason = f"{exc} ({type(cause).__name__}: {cause})" if cause else str(exc)
+            if not isinstance(exc, ModuleNotFoundError):
+                _import_failure = f"mediapipe failed to import: {reason}"
+                raise MosaicError(_import_failure) from None
             raise MosaicError(
-                f"face and person detection needs mediapipe (pip install mediapipe): {exc}"
+                f"face and person detection needs mediapipe (pip install mediapipe): {reason}"
             ) from None
         yield mediapipe
