@@ -25,7 +25,7 @@ DEFAULT_FEATURE_SIZE = 16
 
 
 def _linear_levels() -> np.ndarray:
-    """sRGB's 256 levels made linear, exactly as ``skimage.color.rgb2xyz`` does in float32."""
+    """The 256 sRGB levels made linear, exactly as ``skimage.color.rgb2xyz`` does in float32."""
     levels = np.arange(256, dtype=np.float32) / np.float32(255.0)
     curved = levels > 0.04045
     levels[curved] = np.power((levels[curved] + 0.055) / 1.055, 2.4)
