@@ -26,6 +26,7 @@ from mosaic.assign.methods import SIZED_METHODS, solve_dense
 from mosaic.assign.regional import STAGES, assign_regional
 from mosaic.assign.result import Assignment
 from mosaic.blocks import BlockRunner, dask_client, format_bytes
+from mosaic.cost_refine import worth_refining
 from mosaic.errors import MosaicError
 from mosaic.features import Metric
 from mosaic.files import FileRef, save_npy_atomic, write_json_atomic
@@ -75,6 +76,8 @@ def plan(method: str, tiles: int, photos: int, crops: int, feature_size: int,
     if method not in SIZED_METHODS:
         return AssignPlan(method, method, f"{method}, as asked", None, budget, None)
     feature_bytes = 4 * 3 * feature_size**2 * (tiles + photos * crops)
+    if worth_refining(tiles, photos, crops):  # the rotated copy for coarse-to-fine scoring
+        feature_bytes *= 2
     # The budget bounds the whole process: its own memory and the features count too.
     smallest = smallest_budget(tiles, photos, crops, request.regions, feature_bytes=feature_bytes,
                                process_bytes=PROCESS_BYTES)

@@ -1,0 +1,499 @@
+"""Coarse-to-fine block scoring: exact crop-candidate minima without scoring every crop fully.
+
+:func:`mosaic.cost.block_cost` scores all K crop candidates of every photo with one GEMM over
+all D feature dimensions, although only each pair's best candidate is kept. Here features
+are first rotated into an orthonormal basis (PCA of the features, largest variance first)
+whose first ``rank`` components are the *coarse* part and the rest the *residual*. Because
+the basis is orthonormal, ``|a - b|^2 = |c(a) - c(b)|^2 + |r(a) - r(b)|^2`` exactly, and the
+reverse triangle inequality on the residual gives the proven lower bound
+
+    ``lb = (|c(a) - c(b)|^2 + (|r(a)| - |r(b)|)^2) / D``,
+
+which is one small GEMM over ``rank + 3`` augmented columns for all K candidates. Then, per
+pair (the C extension :mod:`mosaic._pairdot`, numpy when it is not built):
+
+1. the candidate with the smallest bound gets its exact cost: ``lb`` plus a correction from
+   the residual dot product of that pair's crop only;
+2. every other candidate whose bound is below the best exact cost plus :data:`MARGIN` (room
+   for float32 rounding) is refined too, in increasing bound order, residual segment by
+   segment; the Cauchy-Schwarz bound on the remaining tail drops it as soon as it cannot win.
+
+The result is :func:`~mosaic.cost.block_cost`'s (same cost within float32 rounding, about
+1e-7, same winning crop unless two candidates tie within that) for the coarse GEMM plus
+about one residual dot product per pair: about 2x faster on 16x16 Lab features with 7 crops
+(``python -m benchmarks.bench_refine``). The residual coordinates take about as much memory
+as the photo features themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from mosaic.cost import Features, Index, block_cost
+
+try:
+    from mosaic import _pairdot
+except ImportError as error:  # a plain checkout: the extension is built on install
+    _pairdot = None
+    _BUILD_ERROR: ImportError | None = error
+else:
+    _BUILD_ERROR = None
+
+logger = logging.getLogger(__name__)
+
+#: Coarse components scored for every crop candidate. Ranks 32-96 score real 16x16 Lab
+#: features equally fast (benchmarks/bench_refine.py --sweep); 64 is mid-range and leaves
+#: about 1.25-1.35 candidates refined per pair. PCA beats the Haar (block average) basis.
+DEFAULT_RANK = 64
+#: Residual floats per refinement step: a dropped candidate stops after a multiple of this
+#: (128 measured as fast as 256 and faster than 64 or 32).
+SEGMENT = 128
+#: Safety margin (MSE units) on every bound comparison, far above float32 rounding (~1e-7).
+MARGIN = 1e-5
+#: Tiles x photos from which the build scores through this module: below it the basis
+#: and residual set-up (1-2 s at 10,000 x 10,000) costs about what it saves.
+MIN_PAIRS = 25_000_000
+#: Feature rows sampled to fit the PCA basis: any orthonormal basis keeps the results exact,
+#: the sample only has to make the bounds tight.
+FIT_ROWS = 20_000
+#: Tiles x photos per bound GEMM: the bounds (16 x 7 x 512 floats) stay in L2 while the
+#: kernel reads them, and each photo's crop rows serve 512 tiles (best of 128-512 x 8-128).
+TILE_CHUNK = 512
+PHOTO_PIECE = 16
+#: A duplicate crop candidate's squared norm in the bound: it is never refined (an earlier
+#: identical candidate wins every tie, as in block_cost's argmin).
+HIDDEN = np.float32(1e30)
+#: Most crop candidates the C kernel takes (a 64-bit mask); numpy refines more.
+MAX_C_CROPS = 64
+#: Feature rows rotated per step (bounds the temporary memory).
+ROTATE_ROWS = 8192
+
+Kernel = Literal["auto", "c", "portable", "numpy"]
+Basis = Literal["pca", "haar"]
+
+_warned = False
+_warn_lock = threading.Lock()
+
+
+def c_kernel_built() -> bool:
+    """Whether the C extension :mod:`mosaic._pairdot` is available."""
+    return _pairdot is not None
+
+
+def warn_not_built(error: BaseException | None) -> None:
+    """Say once per process that the C kernel is missing and how to build it."""
+    global _warned
+    with _warn_lock:
+        if _warned:
+            return
+        _warned = True
+    reason = f" ({error})" if error is not None else ""
+    logger.warning("the C kernel mosaic._pairdot is not built%s: refining crop candidates "
+                   "with numpy instead (same results, slower); build it with `pip install -e .` "
+                   "or `make setup` (needs a C compiler)", reason)
+
+
+@dataclass(frozen=True)
+class RefineFeatures:
+    """:class:`~mosaic.cost.Features` split into coarse and residual parts of one basis.
+
+    Attributes
+    ----------
+    features : Features
+        The features scored (their exact costs are the result).
+    basis : ndarray of float32, shape (D, D)
+        Orthonormal columns: the first ``rank`` coarse, the rest residual.
+    rank : int
+        Coarse components.
+    segment : int
+        Residual floats per refinement step.
+    tile_coarse : ndarray of float32, shape (T, rank + 1)
+        Coarse coordinates of each tile, then its residual norm.
+    photo_coarse : ndarray of float32, shape (P, K, rank + 3)
+        Coarse coordinates, residual norm, 1 and squared norm of each crop candidate
+        (:data:`HIDDEN` instead of the norm for a duplicate of an earlier candidate).
+    tile_res, photo_res : ndarray of float32, shapes (T, R) and (P, K, R)
+        Residual coordinates, ``D - rank`` of them padded with zeros to ``R``, a multiple
+        of 16 (rows aligned on cache lines).
+    tile_tail, photo_tail : ndarray of float32, shapes (T, S) and (P, K, S)
+        Norm of the residual from segment ``s`` on, ``S = ceil(R / segment)``.
+    """
+
+    features: Features
+    basis: np.ndarray
+    rank: int
+    segment: int
+    tile_coarse: np.ndarray
+    photo_coarse: np.ndarray
+    tile_res: np.ndarray
+    photo_res: np.ndarray
+    tile_tail: np.ndarray
+    photo_tail: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held beyond the features themselves."""
+        return sum(a.nbytes for a in (self.basis, self.tile_coarse, self.photo_coarse,
+                                      self.tile_res, self.photo_res, self.tile_tail,
+                                      self.photo_tail))
+
+    def lb_rows(self, tiles: np.ndarray) -> np.ndarray:
+        """Augmented tile rows ``[-2 c / D, -2 |r| / D, |t|^2 / D, 1 / D]`` of the bound."""
+        dims = self.features.dims
+        rows = np.empty((tiles.size, self.rank + 3), dtype=np.float32)
+        np.multiply(self.tile_coarse[tiles], np.float32(-2.0 / dims), out=rows[:, :-2])
+        rows[:, -2] = self.features.tile_sq[tiles] / np.float32(dims)
+        rows[:, -1] = np.float32(1.0 / dims)
+        return rows
+
+
+@dataclass
+class RefineStats:
+    """What the refinement did, summed over calls.
+
+    Attributes
+    ----------
+    pairs : int
+        (tile, photo) pairs scored.
+    started : int
+        Crop candidates refined (at least one residual segment, or the first candidate).
+    completed : int
+        Candidates whose exact cost was computed (the rest were dropped part way).
+    segments : int
+        Residual segments computed for candidates after the first.
+    hist : ndarray of int64, shape (K + 1,)
+        Pairs by number of candidates refined.
+    """
+
+    pairs: int = 0
+    started: int = 0
+    completed: int = 0
+    segments: int = 0
+    hist: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def mean_refinements(self) -> float:
+        """Candidates refined per pair (1 when the smallest bound always certifies)."""
+        return self.started / max(1, self.pairs)
+
+    def add(self, counts: np.ndarray, hist: np.ndarray) -> None:
+        """Add the counts ``[pairs, started, completed, segments]`` and a histogram."""
+        with self._lock:  # blocks may be scored by several threads into one record
+            self.pairs += int(counts[0])
+            self.started += int(counts[1])
+            self.completed += int(counts[2])
+            self.segments += int(counts[3])
+            if self.hist.size < hist.size:
+                self.hist = np.pad(self.hist, (0, hist.size - self.hist.size))
+            self.hist[:hist.size] += hist
+
+
+def pca_basis(features: Features, max_rows: int = FIT_ROWS) -> np.ndarray:
+    """Principal axes of the (centred) tile and photo features, largest variance first.
+
+    Parameters
+    ----------
+    features : Features
+    max_rows : int
+        At most this many rows (evenly spaced, half tiles, half crop candidates) are used.
+
+    Returns
+    -------
+    ndarray of float32, shape (D, D)
+        Orthonormal columns (float64 ``eigh``, then rounded), deterministic.
+    """
+    dims = features.dims
+    photos = features.photos[..., :dims].reshape(-1, dims)
+    sample = [_even_rows(part, max(1, max_rows // 2)) for part in (features.tiles, photos)]
+    rows = np.concatenate(sample)
+    # A float32 product is accurate enough: the basis only has to make the bounds tight.
+    values, vectors = np.linalg.eigh((rows.T @ rows).astype(np.float64))
+    order = np.argsort(-values, kind="stable")
+    vectors = vectors[:, order]
+    # Fix each axis's sign (largest entry positive) so the basis does not depend on LAPACK.
+    signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(dims)])
+    return (vectors * np.where(signs == 0, 1.0, signs)).astype(np.float32)
+
+
+def haar_basis(dims: int) -> np.ndarray:
+    """Orthonormal 2-D Haar basis of ``s x s x 3`` thumbnails, coarse levels first.
+
+    The first ``3 (s / b)^2`` columns span the ``b x b`` block averages (rank 192 for
+    2 x 2 blocks of 16 x 16 thumbnails), the alternative to :func:`pca_basis`.
+
+    Parameters
+    ----------
+    dims : int
+        Feature length ``3 s^2``, ``s`` a power of two.
+
+    Returns
+    -------
+    ndarray of float32, shape (D, D)
+    """
+    side = round((dims // 3) ** 0.5)
+    if 3 * side * side != dims or side & (side - 1):
+        raise ValueError(f"{dims} features are not 3 s^2 with s a power of two")
+    haar = np.ones((1, 1))
+    while haar.shape[0] < side:  # rows: averages, then details of each level
+        n = haar.shape[0]
+        haar = np.vstack([np.kron(haar, [1.0, 1.0]), np.kron(np.eye(n), [1.0, -1.0])])
+    haar /= np.linalg.norm(haar, axis=1, keepdims=True)
+    level = np.ceil(np.log2(np.arange(side) + 1)).astype(int)
+    pairs = sorted((max(level[i], level[j]), i, j, c) for i in range(side)
+                   for j in range(side) for c in range(3))
+    basis = np.zeros((side, side, 3, dims))
+    for col, (_, i, j, c) in enumerate(pairs):
+        basis[:, :, c, col] = np.outer(haar[i], haar[j])
+    return basis.reshape(dims, dims).astype(np.float32)
+
+
+def _even_rows(array: np.ndarray, count: int) -> np.ndarray:
+    if array.shape[0] <= count:
+        return array
+    return array[np.linspace(0, array.shape[0] - 1, count).astype(np.int64)]
+
+
+def _aligned_zeros(shape: tuple[int, ...]) -> np.ndarray:
+    """Zeroed float32 array whose data starts on a cache line (64 bytes)."""
+    size = int(np.prod(shape)) * 4
+    buffer = np.zeros(size + 64, dtype=np.uint8)
+    start = -buffer.ctypes.data % 64
+    return buffer[start:start + size].view(np.float32).reshape(shape)
+
+
+def _rotate(rows: np.ndarray, basis: np.ndarray, rank: int, segment: int
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Coarse part with residual norm ``(n, rank + 1)``, residual ``(n, R)``, tails ``(n, S)``.
+
+    The residual is padded with zeros to ``R``, a multiple of 16 floats, so that every row
+    starts on a cache line (unaligned rows cost the kernel about 20%, measured).
+    """
+    dims = basis.shape[0]
+    n_res = dims - rank
+    width = -(-n_res // 16) * 16
+    n_seg = -(-width // segment)
+    coarse = np.empty((rows.shape[0], rank + 1), dtype=np.float32)
+    res = _aligned_zeros((rows.shape[0], width))
+    tail = np.empty((rows.shape[0], n_seg), dtype=np.float32)
+    for start in range(0, rows.shape[0], ROTATE_ROWS):
+        part = slice(start, start + ROTATE_ROWS)
+        rotated = rows[part] @ basis
+        coarse[part, :rank] = rotated[:, :rank]
+        res[part, :n_res] = rotated[:, rank:]
+        squares = np.square(res[part], dtype=np.float64)
+        sums = np.add.reduceat(squares, np.arange(0, width, segment), axis=1)
+        tail[part] = np.sqrt(np.cumsum(sums[:, ::-1], axis=1)[:, ::-1])
+        coarse[part, rank] = tail[part, 0]
+    return coarse, res, tail
+
+
+def _duplicates(photos: np.ndarray) -> np.ndarray:
+    """``(P, K)`` mask of crop candidates equal to an earlier candidate of the same photo."""
+    n_crops = photos.shape[1]
+    dup = np.zeros(photos.shape[:2], dtype=bool)
+    for k in range(1, n_crops):
+        for earlier in range(k):
+            # Equal squared norms first: a full comparison only for the few that match.
+            maybe = np.flatnonzero(~dup[:, k] & (photos[:, k, -1] == photos[:, earlier, -1]))
+            same = np.all(photos[maybe, k] == photos[maybe, earlier], axis=1)
+            dup[maybe[same], k] = True
+    return dup
+
+
+def refine_features(features: Features, rank: int = DEFAULT_RANK, basis: Basis = "pca",
+                    segment: int = SEGMENT) -> RefineFeatures:
+    """Rotate features into a coarse + residual basis for :func:`refined_block_cost`.
+
+    Parameters
+    ----------
+    features : Features
+    rank : int
+        Coarse components, ``1 <= rank < D``.
+    basis : {"pca", "haar"}
+        Principal axes of the features (tighter bounds, the default) or the 2-D Haar basis.
+    segment : int
+        Residual floats per refinement step.
+
+    Returns
+    -------
+    RefineFeatures
+    """
+    dims = features.dims
+    if not 1 <= rank < dims:
+        raise ValueError(f"rank must be in [1, {dims}), got {rank}")
+    if segment < 1:
+        raise ValueError(f"segment must be at least 1, got {segment}")
+    if basis == "pca":
+        axes = pca_basis(features)
+    elif basis == "haar":
+        axes = haar_basis(dims)
+    else:
+        raise ValueError(f"unknown basis {basis!r}; choose 'pca' or 'haar'")
+    tile_coarse, tile_res, tile_tail = _rotate(features.tiles, axes, rank, segment)
+    n_photos, n_crops = features.n_photos, features.n_crops
+    flat = features.photos[..., :dims].reshape(-1, dims)
+    coarse, photo_res, photo_tail = _rotate(flat, axes, rank, segment)
+    photo_coarse = np.empty((n_photos, n_crops, rank + 3), dtype=np.float32)
+    photo_coarse[..., :rank + 1] = coarse.reshape(n_photos, n_crops, rank + 1)
+    photo_coarse[..., rank + 1] = 1.0
+    photo_coarse[..., rank + 2] = np.where(_duplicates(features.photos), HIDDEN,
+                                           features.photos[..., dims + 1])
+    return RefineFeatures(
+        features, axes, rank, segment, tile_coarse, photo_coarse, tile_res,
+        photo_res.reshape(n_photos, n_crops, -1), tile_tail,
+        photo_tail.reshape(n_photos, n_crops, -1))
+
+
+def worth_refining(tiles: int, photos: int, crops: int) -> bool:
+    """Whether a tiles x photos x crops scoring pays for :func:`refine_features`."""
+    return crops > 1 and tiles * photos >= MIN_PAIRS
+
+
+def _indices(index: Index, count: int) -> np.ndarray:
+    """Selected positions as a contiguous int64 array (slices, index and boolean arrays)."""
+    return np.ascontiguousarray(np.arange(count, dtype=np.int64)[index])
+
+
+def refined_block_cost(rf: RefineFeatures, tiles: Index, photos: Index,
+                       weights: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`mosaic.cost.block_cost` of ``rf.features``, refining only the candidates needed.
+
+    Parameters
+    ----------
+    rf : RefineFeatures
+    tiles : slice or ndarray of int
+        Which tiles (rows).
+    photos : slice or ndarray of int
+        Which photos (columns).
+    weights : ndarray, optional
+        Multipliers of the selected tiles' rows (the weighted cost ``w_t c_tp``).
+
+    Returns
+    -------
+    cost : ndarray of float32, shape (t, p)
+        In [0, 1] (times the weights).
+    best_crop : ndarray of uint8, shape (t, p), or None
+        Winning crop candidate; None when photos have one candidate.
+    """
+    cost, crop, _ = refined_block_cost_stats(rf, tiles, photos, weights)
+    return cost, crop
+
+
+def refined_block_cost_stats(rf: RefineFeatures, tiles: Index, photos: Index,
+                             weights: np.ndarray | None = None, stats: RefineStats | None = None,
+                             kernel: Kernel = "auto"
+                             ) -> tuple[np.ndarray, np.ndarray | None, RefineStats]:
+    """:func:`refined_block_cost` that also counts the refinements.
+
+    Parameters
+    ----------
+    rf, tiles, photos, weights
+        As for :func:`refined_block_cost`.
+    stats : RefineStats, optional
+        Counts are added to it (a new one when omitted).
+    kernel : {"auto", "c", "portable", "numpy"}
+        The C extension (AVX2 when the CPU has it), its portable C loops, or numpy;
+        ``"auto"`` is the C extension when built, else numpy with one warning.
+
+    Returns
+    -------
+    cost, best_crop
+        As for :func:`refined_block_cost`.
+    stats : RefineStats
+    """
+    stats = RefineStats() if stats is None else stats
+    features = rf.features
+    if features.n_crops == 1:  # nothing to choose: one exact pass is already minimal
+        cost, crop = block_cost(features, tiles, photos, weights)
+        stats.add(np.array([cost.size, cost.size, cost.size, 0]), np.array([0, cost.size]))
+        return cost, None, stats
+    use_c = kernel in ("c", "portable") or (kernel == "auto" and _pairdot is not None)
+    use_c = use_c and features.n_crops <= MAX_C_CROPS
+    if kernel == "auto" and _pairdot is None:
+        warn_not_built(_BUILD_ERROR)
+    if use_c and _pairdot is None:
+        raise RuntimeError(f"mosaic._pairdot is not built ({_BUILD_ERROR})")
+    tile_idx = _indices(tiles, features.n_tiles)
+    photo_idx = _indices(photos, features.n_photos)
+    cost = np.empty((tile_idx.size, photo_idx.size), dtype=np.float32)
+    crop = np.empty(cost.shape, dtype=np.uint8)
+    part = rf.photo_coarse[photo_idx].reshape(-1, rf.rank + 3)
+    n_crops = features.n_crops
+    counts = np.zeros(4, dtype=np.int64)
+    hist = np.zeros(n_crops + 1, dtype=np.int64)
+    refine = _refine_c if use_c else _refine_numpy
+    for start in range(0, tile_idx.size, TILE_CHUNK):
+        rows = tile_idx[start:start + TILE_CHUNK]
+        bound_rows = np.ascontiguousarray(rf.lb_rows(rows).T)
+        for first in range(0, photo_idx.size, PHOTO_PIECE):
+            # Photo-major (photos, K, tiles) bounds, small enough to stay in cache.
+            lb = part[first * n_crops:(first + PHOTO_PIECE) * n_crops] @ bound_rows
+            lb = lb.reshape(-1, n_crops, rows.size)
+            refine(rf, lb, rows, photo_idx[first:first + PHOTO_PIECE], cost, crop,
+                   (start, first), counts, hist, kernel == "portable")
+    stats.add(counts, hist)
+    if weights is not None:
+        cost *= np.asarray(weights, dtype=np.float32)[:, None]
+        np.maximum(cost, 0.0, out=cost)
+    return cost, crop, stats
+
+
+def _refine_c(rf: RefineFeatures, lb: np.ndarray, tiles: np.ndarray, photos: np.ndarray,
+              cost: np.ndarray, crop: np.ndarray, at: tuple[int, int], counts: np.ndarray,
+              hist: np.ndarray, portable: bool) -> None:
+    """Refine the pairs of ``lb`` (photos, K, tiles) into ``cost[at[0]:, at[1]:]``."""
+    _pairdot.refine(lb, rf.tile_res, rf.tile_tail, tiles, rf.photo_res, rf.photo_tail,
+                    photos, rf.segment, 2.0 / rf.features.dims, MARGIN, cost, crop, *at,
+                    counts, hist, portable)
+
+
+def _refine_numpy(rf: RefineFeatures, lb: np.ndarray, tiles: np.ndarray, photos: np.ndarray,
+                  cost: np.ndarray, crop: np.ndarray, at: tuple[int, int], counts: np.ndarray,
+                  hist: np.ndarray, portable: bool = False) -> None:
+    """The C kernel's selection in numpy, from every candidate's residual dot (one GEMM).
+
+    Scoring every candidate costs as much as :func:`~mosaic.cost.block_cost`, but a GEMM
+    beats gathering rows in numpy; candidates are still visited (and counted) in the
+    kernel's order, so the results and counts are the kernel's.
+    """
+    del portable
+    n_photos, n_crops, n_tiles = lb.shape
+    lb = lb.transpose(2, 0, 1)  # (tiles, photos, K)
+    res_p = rf.photo_res[photos].reshape(n_photos * n_crops, -1)
+    dots = (rf.tile_res[tiles] @ res_p.T).reshape(n_tiles, n_photos, n_crops)
+    norms = _norms(rf.tile_tail[tiles])[:, None, None] * _norms(
+        rf.photo_tail[photos].reshape(n_photos * n_crops, -1)).reshape(n_photos, n_crops)
+    exact = lb + np.float32(2.0 / rf.features.dims) * (norms - dots)
+    np.maximum(exact, 0.0, out=exact)
+    order = np.argsort(lb, axis=2, kind="stable")
+    bounds = np.take_along_axis(lb, order, axis=2)
+    values = np.take_along_axis(exact, order, axis=2)
+    best = values[..., 0].copy()
+    best_k = order[..., 0].copy()
+    started = np.ones(best.shape, dtype=np.int64)
+    for position in range(1, n_crops):
+        # Sorted bounds: once a pair's next bound reaches its limit it stays closed.
+        need = (bounds[..., position] < best + np.float32(MARGIN)) & (started == position)
+        k, value = order[..., position], values[..., position]
+        better = need & ((value < best) | ((value == best) & (k < best_k)))
+        best = np.where(better, value, best)
+        best_k = np.where(better, k, best_k)
+        started += need
+    out = (slice(at[0], at[0] + n_tiles), slice(at[1], at[1] + n_photos))
+    cost[out] = best
+    crop[out] = best_k
+    total = int(started.sum())
+    counts += [best.size, total, total, 0]
+    hist += np.bincount(started.ravel(), minlength=n_crops + 1)
+
+
+def _norms(tail: np.ndarray) -> np.ndarray:
+    """Residual norms (the first tail), 0 when there is no residual."""
+    return tail[:, 0] if tail.shape[1] else np.zeros(tail.shape[0], dtype=np.float32)
