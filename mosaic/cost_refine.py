@@ -35,6 +35,7 @@ from typing import Literal
 import numpy as np
 
 from mosaic.cost import Features, Index, block_cost
+from mosaic.errors import warn_once
 
 try:
     from mosaic import _pairdot
@@ -76,9 +77,6 @@ ROTATE_ROWS = 8192
 Kernel = Literal["auto", "c", "portable", "numpy"]
 Basis = Literal["pca", "haar"]
 
-_warned = False
-_warn_lock = threading.Lock()
-
 
 def c_kernel_built() -> bool:
     """Whether the C extension :mod:`mosaic._pairdot` is available."""
@@ -87,15 +85,11 @@ def c_kernel_built() -> bool:
 
 def warn_not_built(error: BaseException | None) -> None:
     """Say once per process that the C kernel is missing and how to build it."""
-    global _warned
-    with _warn_lock:
-        if _warned:
-            return
-        _warned = True
     reason = f" ({error})" if error is not None else ""
-    logger.warning("the C kernel mosaic._pairdot is not built%s: refining crop candidates "
-                   "with numpy instead (same results, slower); build it with `pip install -e .` "
-                   "or `make setup` (needs a C compiler)", reason)
+    warn_once(logger, "mosaic._pairdot",
+              f"the C kernel mosaic._pairdot is not built{reason}: refining crop candidates "
+              "with numpy instead (same results, slower); build it with `pip install -e .` "
+              "or `make setup` (needs a C compiler)")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ instead of a traceback.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -105,3 +107,16 @@ def validated(model: Callable[..., Model], what: str, values: dict[str, object])
         return model(**values)
     except ValidationError as error:
         raise options_error(error, what) from None
+
+
+_warned_once: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_once(log: logging.Logger, key: str, message: str) -> None:
+    """Log ``message`` as a warning the first time ``key`` is seen in this process."""
+    with _warned_lock:
+        if key in _warned_once:
+            return
+        _warned_once.add(key)
+    log.warning("%s", message)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mosaic import cost_refine
+from mosaic import cost_refine, errors
 from mosaic.cost import Features, block_cost, prepare_features
 from mosaic.cost_refine import (
     RefineStats,
@@ -222,7 +222,7 @@ def test_kernels_agree(real_features, real_refine):
 
 def test_numpy_fallback_warns_once(real_features, real_refine, monkeypatch, caplog):
     monkeypatch.setattr(cost_refine, "_pairdot", None)
-    monkeypatch.setattr(cost_refine, "_warned", False)
+    monkeypatch.setattr(errors, "_warned_once", set())
     with caplog.at_level(logging.WARNING, logger="mosaic.cost_refine"):
         cost, crop = refined_block_cost(real_refine, slice(0, 50), slice(None))
         refined_block_cost(real_refine, slice(50, 60), slice(None))

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from mosaic.assign import exact, lsa
+from mosaic import errors
+from mosaic.assign import exact
 from mosaic.assign.exact import (
     OPTIMAL_GAP,
     assign_optimal,
@@ -233,7 +234,7 @@ def no_c_solver(monkeypatch: pytest.MonkeyPatch) -> None:
     """The C extension as if it were not built (and its warning not yet given)."""
     assert exact.c_solver_built(), "these tests compare the fallback with the C solver"
     monkeypatch.setattr(exact, "_lapcore", None)
-    monkeypatch.setattr(lsa, "_warned", False)
+    monkeypatch.setattr(errors, "_warned_once", set())
 
 
 def fallback_problems() -> list[tuple[np.ndarray, np.ndarray | None]]:

@@ -11,7 +11,8 @@ import itertools
 import numpy as np
 import pytest
 
-from mosaic.assign import exact, lsa
+from mosaic import errors
+from mosaic.assign import exact
 from mosaic.assign.exact import OPTIMAL_GAP, assign_optimal, relative_gap
 from mosaic.assign.regional import (
     MIN_GAIN,
@@ -217,7 +218,7 @@ def no_c_solver(monkeypatch: pytest.MonkeyPatch) -> None:
     """The exact solver's C extension as if it were not built (scipy fallback)."""
     assert exact.c_solver_built(), "these tests compare the fallback with the C solver"
     monkeypatch.setattr(exact, "_lapcore", None)
-    monkeypatch.setattr(lsa, "_warned", False)
+    monkeypatch.setattr(errors, "_warned_once", set())
 
 
 def test_solve_with_prices_without_c_solver(medium: dict, no_c_solver: None,

@@ -15,9 +15,10 @@ the conditions the C solver's prices meet, so the dual lower bound is tight.
 from __future__ import annotations
 
 import logging
-import threading
 
 import numpy as np
+
+from mosaic.errors import warn_once
 
 logger = logging.getLogger("mosaic.assign")
 
@@ -27,21 +28,14 @@ BLOCK_ENTRIES = 2**22
 #: cycle of zero length can lower prices by rounding, one unit in the last place a turn).
 PRICE_TOLERANCE = 1e-15
 
-_warn_lock = threading.Lock()
-_warned = False
-
 
 def warn_not_built(error: BaseException | None) -> None:
     """Say once per process that the C solver is missing and how to build it."""
-    global _warned
-    with _warn_lock:
-        if _warned:
-            return
-        _warned = True
     reason = f" ({error})" if error is not None else ""
-    logger.warning("the C solver mosaic.assign._lapcore is not built%s: using scipy's "
-                   "linear_sum_assignment instead (same optimum, much slower); build it with "
-                   "`pip install -e .` or `make setup` (needs a C compiler)", reason)
+    warn_once(logger, "mosaic.assign._lapcore",
+              f"the C solver mosaic.assign._lapcore is not built{reason}: using scipy's "
+              "linear_sum_assignment instead (same optimum, much slower); build it with "
+              "`pip install -e .` or `make setup` (needs a C compiler)")
 
 
 def _row_blocks(rows: int, cols: int) -> list[slice]:
