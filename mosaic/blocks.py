@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import itertools
 import math
 import os
@@ -32,9 +31,9 @@ import numpy as np
 from dask import delayed
 
 from mosaic.cost import Features, Index, block_cost, pair_cost, prepare_features
-from mosaic.cost_refine import RefineFeatures, refined_block_cost
 from mosaic.errors import MosaicError
 from mosaic.machine import physical_memory, usable_cpus
+from mosaic.scoring import Scoring, base_features, scoring_cost
 
 __all__ = [
     "BLOCK_BYTES", "DEFAULT_MEMORY_CAP", "DEFAULT_MEMORY_SHARE", "MAX_BLOCK_TILES",
@@ -269,20 +268,16 @@ def block_rows(n_photos: int, budget: int, bytes_per_entry: int = 24) -> int:
     return int(min(MAX_BLOCK_TILES, max(MIN_BLOCK_TILES, rows)))
 
 
-def _score_block(scoring: Features | RefineFeatures, start: int, stop: int,
+def _score_block(scoring: Scoring, start: int, stop: int,
                  out: _MatrixFiles | None) -> tuple[np.ndarray, np.ndarray | None] | None:
     """Score tiles ``start:stop`` against every photo; write into ``out`` when local."""
-    if isinstance(scoring, RefineFeatures):  # the same costs, refining only what can win
-        features = scoring.features
-        kernel = functools.partial(refined_block_cost, scoring)
-    else:
-        features, kernel = scoring, functools.partial(block_cost, scoring)
+    features = base_features(scoring)
     cost = np.empty((stop - start, features.n_photos), dtype=np.float32)
     crop = (np.empty((stop - start, features.n_photos), dtype=np.uint8)
             if features.n_crops > 1 else None)
     for first in range(0, features.n_photos, PHOTO_CHUNK):
         last = min(first + PHOTO_CHUNK, features.n_photos)
-        part, part_crop = kernel(slice(start, stop), slice(first, last))
+        part, part_crop = scoring_cost(scoring, slice(start, stop), slice(first, last))
         cost[:, first:last] = part
         if crop is not None:
             crop[:, first:last] = part_crop
@@ -337,7 +332,7 @@ def _pwrite_all(fd: int, rows: np.ndarray, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
-def score_to_memmap(scoring: Features | RefineFeatures, path: str | Path, max_memory: int,
+def score_to_memmap(scoring: Scoring, path: str | Path, max_memory: int,
                     runner: BlockRunner | None = None, with_crops: bool = False,
                     crop_path: str | Path | None = None,
                     progress: Callable[[int], None] | None = None
@@ -371,7 +366,7 @@ def score_to_memmap(scoring: Features | RefineFeatures, path: str | Path, max_me
     best_crop : numpy.memmap of uint8, shape (T, P), or None
     """
     runner = runner or BlockRunner()
-    features = scoring.features if isinstance(scoring, RefineFeatures) else scoring
+    features = base_features(scoring)
     tiles, photos = features.n_tiles, features.n_photos
     path = Path(path)
     crop_file = (Path(crop_path or str(path) + ".crop")

@@ -150,7 +150,7 @@ def test_allocate_on_real_reduced_costs(large: dict) -> None:
     grid = split_grid(*LARGE_GRID, 6)
     prices = c_transform_prices(features, weights, solve_coarse(features, weights, runner),
                                 runner, 256)
-    _, reduced = reduced_costs(features, weights, prices, grid, runner, 256)
+    _, reduced, _ = reduced_costs(features, weights, prices, grid, runner, 256)
     region_of = allocate(reduced, grid.sizes())
     check_allocation(reduced, grid.sizes(), region_of)
     # Equal up to the LP solvers' tolerances (measured 1.8e-9 relative).

@@ -42,6 +42,7 @@ from mosaic.pipeline.results import (
 )
 from mosaic.pipeline.score import features
 from mosaic.progress import stage
+from mosaic.scoring import for_scoring
 
 logger = logging.getLogger("mosaic.scale")
 
@@ -163,13 +164,14 @@ def _arrange_dense(method: str, scored: ScoreResult, weights: FileRef | None, wo
 def _arrange_regional(chosen: AssignPlan, library: LibraryResult, target: TargetResult,
                       weights: FileRef | None, metric: Metric, workdir: str,
                       request: ScaleRequest) -> AssignResult:
-    scored_features = features(library, target, metric)
+    # Coarse-to-fine when it pays: every pass of the regional method scores all pairs.
+    scoring = for_scoring(features(library, target, metric))
     tile_weight = np.load(weights.path, allow_pickle=False) if weights is not None else None
     label = _label("regional", weights)
     layout: Layout = target.layout
     with (dask_client(request.dask_address) as client,
           stage(f"solve ({label}, {len(STAGES)} stages)", len(STAGES)) as advance):
-        result = assign_regional(scored_features, (layout.rows, layout.cols), tile_weight,
+        result = assign_regional(scoring, (layout.rows, layout.cols), tile_weight,
                                  chosen.regions, request.budget(), BlockRunner(client),
                                  log=logger.info, progress=advance)
     assignment, report = result.assignment, result.report

@@ -14,13 +14,13 @@ import numpy as np
 
 from mosaic.blocks import BlockRunner, Features, dask_client, score_to_memmap
 from mosaic.cost import thumb_features
-from mosaic.cost_refine import refine_features, worth_refining
 from mosaic.features import Metric
 from mosaic.files import FileRef, atomic_path
 from mosaic.options import ScaleRequest
 from mosaic.pipeline import stage_folder
 from mosaic.pipeline.results import AssignPlan, LibraryResult, ScoreResult, TargetResult
 from mosaic.progress import stage
+from mosaic.scoring import for_scoring
 
 
 def features(library: LibraryResult, target: TargetResult, metric: Metric) -> Features:
@@ -44,8 +44,7 @@ def score(chosen: AssignPlan, library: LibraryResult, target: TargetResult, metr
     started = time.perf_counter()  # features and their rotation count as scoring
     scored = features(library, target, metric)
     # Large problems with crops score coarse-to-fine: the same costs, about 2x faster.
-    scoring = (refine_features(scored)
-               if worth_refining(scored.n_tiles, scored.n_photos, scored.n_crops) else scored)
+    scoring = for_scoring(scored)
     folder = stage_folder(workdir, "score", library.thumbs.sha256, target.tiles.sha256, metric)
     with_crops = scored.n_crops > 1
     with contextlib.ExitStack() as stack:

@@ -11,7 +11,8 @@ import numpy as np
 
 from mosaic.assign.exact import solve_dense
 from mosaic.assign.regional.grid import RegionGrid
-from mosaic.blocks import BlockRunner, Features, block_cost
+from mosaic.blocks import BlockRunner
+from mosaic.scoring import Scoring, base_features, scoring_cost
 
 #: A pair's re-solve counts as an improvement above this relative gain.
 MIN_GAIN = 1e-7
@@ -19,11 +20,11 @@ MIN_GAIN = 1e-7
 MAX_SWEEPS = 12
 
 
-def _solve_group(features: Features, weights: np.ndarray, tiles: np.ndarray,
+def _solve_group(scoring: Scoring, weights: np.ndarray, tiles: np.ndarray,
                  photos: np.ndarray, current: np.ndarray | None
                  ) -> tuple[np.ndarray, float, float]:
     """Exact assignment of ``tiles`` to ``photos`` (sorted); the new and current objective."""
-    cost, _ = block_cost(features, tiles, photos)
+    cost, _ = scoring_cost(scoring, tiles, photos)
     w = weights[tiles]
     local = solve_dense(cost, w, threads=1)
     rows = np.arange(tiles.size)
@@ -35,7 +36,7 @@ def _solve_group(features: Features, weights: np.ndarray, tiles: np.ndarray,
     return photos[local], new, old
 
 
-def solve_regions(features: Features, weights: np.ndarray, grid: RegionGrid,
+def solve_regions(scoring: Scoring, weights: np.ndarray, grid: RegionGrid,
                   region_of: np.ndarray, runner: BlockRunner) -> np.ndarray:
     """Solve every region exactly with its allocated photos (in parallel); stitch.
 
@@ -44,11 +45,11 @@ def solve_regions(features: Features, weights: np.ndarray, grid: RegionGrid,
     ndarray of int64, shape (T,)
         Photo of each tile.
     """
-    shared = runner.share(features)
+    shared = runner.share(scoring)
     shared_weights = runner.share(weights)
     tasks = [(shared, shared_weights, grid.tiles_of(r), np.flatnonzero(region_of == r), None)
              for r in range(grid.count)]
-    photo_of_tile = np.full(features.n_tiles, -1, dtype=np.int64)
+    photo_of_tile = np.full(base_features(scoring).n_tiles, -1, dtype=np.int64)
     for index, (photos, _, _) in runner.run(_solve_group, tasks):
         photo_of_tile[tasks[index][2]] = photos
     return photo_of_tile
@@ -66,10 +67,10 @@ class RepairStats:
     stop_reason: str = ""
 
 
-def repair(features: Features, weights: np.ndarray, grid: RegionGrid, region_of: np.ndarray,
+def repair(scoring: Scoring, weights: np.ndarray, grid: RegionGrid, region_of: np.ndarray,
            photo_of_tile: np.ndarray, runner: BlockRunner, max_sweeps: int = MAX_SWEEPS,
            time_limit: float | None = None, min_gain: float = MIN_GAIN,
-           stop_gain: float = 0.0,
+           stop_gain: float = 0.0, enough_gain: float = math.inf,
            on_sweep: Callable[[RepairStats, int], None] | None = None) -> RepairStats:
     """Re-solve neighbouring pairs of regions together until no pair improves.
 
@@ -79,7 +80,7 @@ def repair(features: Features, weights: np.ndarray, grid: RegionGrid, region_of:
 
     Parameters
     ----------
-    features : Features
+    scoring : Scoring
     weights : ndarray, shape (T,)
     grid : RegionGrid
     region_of : ndarray of int64, shape (P,)
@@ -94,6 +95,9 @@ def repair(features: Features, weights: np.ndarray, grid: RegionGrid, region_of:
         Relative improvement a pair must bring.
     stop_gain : float
         Stop (as converged) after a sweep that lowered the objective by less than this.
+    enough_gain : float
+        Stop (as converged) once the objective has fallen by this much in all (the caller's
+        gap goal is met); at or below 0 no sweep runs.
     on_sweep : callable, optional
         Called with the stats so far and the pairs improved in the sweep, after each.
 
@@ -105,11 +109,14 @@ def repair(features: Features, weights: np.ndarray, grid: RegionGrid, region_of:
     version = np.zeros(grid.count, dtype=np.int64)
     clean: dict[tuple[int, int], tuple[int, int]] = {}
     members = [grid.tiles_of(r) for r in range(grid.count)]
-    shared = runner.share(features)
+    shared = runner.share(scoring)
     shared_weights = runner.share(weights)
     started = time.perf_counter()
     stats.stop_reason = f"sweep limit ({max_sweeps})"
     while stats.sweeps < max_sweeps:
+        if stats.gain >= enough_gain:
+            stats.converged, stats.stop_reason = True, "the gap goal is met"
+            break
         if time_limit is not None and time.perf_counter() - started > time_limit:
             stats.stop_reason = f"time limit ({time_limit:g} s)"
             break
