@@ -43,6 +43,9 @@ TARGET = "obama"
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 3600.0
 """Seconds one build may run before it is stopped."""
+BUILD_ENVIRONMENT = dict(os.environ)
+"""The builds' environment, taken before a LocalCluster sets ``OMP_NUM_THREADS=1`` and the
+like in this process (a cluster row's client would otherwise run with one BLAS thread)."""
 
 
 def mosaic_command() -> list[str]:
@@ -91,7 +94,7 @@ def run_build(photos: Path, count: int, folder: Path, max_memory: str | None,
         command += ["--max-memory", max_memory]
     if dask_address:
         command += ["--dask-address", dask_address]
-    env = {**os.environ, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
+    env = {**BUILD_ENVIRONMENT, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
     before = children_peak_bytes()
     started = time.perf_counter()
     done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True,

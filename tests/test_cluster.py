@@ -1,7 +1,8 @@
 """A regional build on a real Dask cluster: a scheduler and two workers, separate processes.
 
 The same build runs on local threads and through ``--dask-address``; both must place
-every photo on the same tile.
+every photo on the same tile, and a cost matrix scored on the workers must be the local
+one bit for bit (else the exact assignment can break near-ties differently).
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from mosaic.blocks import BlockRunner, prepare_features, score_to_memmap
+from mosaic.cost_refine import refine_features
 from tests.conftest import ROOT, SAMPLE_PHOTOS
+from tests.large_problems import photo_features, tile_features
 
 DASK = Path(sys.executable).with_name("dask")
 BUILD = ("--grid", "16x12", "--method", "regional", "--regions", "4", "--weights", "none",
@@ -119,3 +124,23 @@ def test_regional_build_on_a_dask_cluster_matches_the_local_run(dask_cluster, tm
     assert placement == _placement(local)
     assert remote["objective"] == pytest.approx(local["objective"], rel=1e-9)
     assert remote["gap"] >= 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_cluster_scores_the_same_bits_as_local_threads(dask_cluster, tmp_path):
+    """Big enough blocks that BLAS would use its threads locally: the same float32 bits."""
+    from distributed import Client
+
+    rng = np.random.default_rng(0)
+    photos = np.concatenate([photo_features()] * 3)[:2500]
+    photos = np.clip(photos + rng.normal(0, 0.02, photos.shape).astype(np.float32), 0, 1)
+    scoring = refine_features(prepare_features(tile_features(50, 50), photos))
+    local, local_crop = score_to_memmap(scoring, tmp_path / "local.npy", 2**30,
+                                        with_crops=True)
+    with Client(dask_cluster, timeout="30s", set_as_default=False) as client:
+        remote, remote_crop = score_to_memmap(scoring, tmp_path / "remote.npy", 2**30,
+                                              runner=BlockRunner(client), with_crops=True)
+    assert local.shape == (2500, 2500)
+    np.testing.assert_array_equal(remote, local)
+    np.testing.assert_array_equal(remote_crop, local_crop)
