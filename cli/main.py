@@ -61,14 +61,21 @@ def _guarded(command: click.Command) -> click.Command:
     """
     invoke = command.invoke
 
-    def guarded(ctx: click.Context) -> Any:
+    def stoppable(ctx: click.Context) -> Any:
         try:
             return invoke(ctx)
-        except processes.Stopped as stop:
-            remove_live_temporaries()
-            typer.echo(_stop_message(stop.signum), err=True)
+        except BaseException as exc:
+            signum = processes.stop_signal_of(exc)
+            if signum is None:
+                raise
+            remove_live_temporaries()  # a stop, maybe disguised by a library's clean-up
+            typer.echo(_stop_message(signum), err=True)
             sys.stderr.flush()
-            os._exit(stop.exit_status)
+            os._exit(128 + signum)
+
+    def reported(ctx: click.Context) -> Any:
+        try:
+            return stoppable(ctx)
         except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
             raise
         except Exception as exc:
@@ -82,7 +89,7 @@ def _guarded(command: click.Command) -> click.Command:
                        "--verbose for the traceback)", err=True)
             raise typer.Exit(1) from None
 
-    command.invoke = guarded  # type: ignore[method-assign]
+    command.invoke = reported  # type: ignore[method-assign]
     return command
 
 

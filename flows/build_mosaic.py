@@ -19,6 +19,7 @@ from mosaic.options import BuildOptions
 from mosaic.outputs import run_folder_lock
 from mosaic.pipeline.assign import baselines
 from mosaic.preflight import check_build
+from mosaic.processes import reclaim_stop_signals
 from tasks import build as tasks
 
 logger = logging.getLogger("mosaic.build")
@@ -32,6 +33,7 @@ def build_mosaic(options: BuildOptions) -> dict[str, Any]:
     holds the run folder.
     """
     route_logs()
+    reclaim_stop_signals()  # the command line's SIGTERM, not the engine's (see there)
     options = options.resolved()
     logger.info("building %s from %s (target %s)", Path(options.out).resolve(),
                 Path(str(options.photos)).resolve(), options.target)

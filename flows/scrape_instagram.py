@@ -41,6 +41,7 @@ from prefect.tasks import exponential_backoff
 from flows import artifacts
 from mosaic.files import OutputError, remove_stale_temporaries
 from mosaic.outputs import prepare_run_folder
+from mosaic.processes import reclaim_stop_signals
 from mosaic.sources import manifest
 from mosaic.sources.download.stop import clear_stop, request_stop
 from mosaic.sources.instagram.errors import LoginRequiredError
@@ -98,6 +99,7 @@ def scrape_instagram(options: ScrapeOptions) -> dict[str, Any]:
         error (checked before anything is fetched).
     """
     artifacts.route_logs()
+    reclaim_stop_signals()  # the command line's SIGTERM, not the engine's (see there)
     options = options.resolved()
     clear_stop()  # a stop of an earlier run in this process is not this run's
     try:

@@ -338,6 +338,9 @@ def remove_private_dir(folder: str | os.PathLike[str]) -> None:
 # --- stopping on SIGINT and SIGTERM ------------------------------------------------------
 
 _EXIT_CALLBACKS: list[Callable[[], None]] = []
+_received: list[int] = []
+"""The stop signals received so far (the first decides the exit status)."""
+_stop_handler: Callable[[int, object], None] | None = None
 
 
 class Stopped(KeyboardInterrupt):
@@ -388,16 +391,48 @@ def stop_on_signals(message: Callable[[int], str], grace: float = 3.0) -> None:
     grace : float
         Seconds to unwind before the hard exit.
     """
-    state: dict[str, int] = {}
+    global _stop_handler
 
     def handler(signum: int, _frame: object) -> None:
-        if "signum" in state:
+        if _received:
             _hard_exit(signum, message(signum))
-        state["signum"] = signum
+        _received.append(signum)
         timer = threading.Timer(grace, _hard_exit, (signum, message(signum)))
         timer.daemon = True
         timer.start()
         raise Stopped(signum)
 
+    _stop_handler = handler
+    reclaim_stop_signals()
+
+
+def reclaim_stop_signals() -> None:
+    """Put back the handlers of :func:`stop_on_signals` if a library replaced them.
+
+    Prefect's flow engine swaps SIGTERM for a handler of its own while a flow runs; a
+    signal landing while a task run starts then surfaces as an unrelated error from its
+    crash report ("Task run is not set", a closed file) and no hard exit is armed. A flow
+    run from the command line calls this first; elsewhere (a deployment's worker, whose
+    SIGTERM means "cancel") nothing was installed and it does nothing.
+    """
+    if _stop_handler is None or threading.current_thread() is not threading.main_thread():
+        return
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, handler)
+        signal.signal(signum, _stop_handler)
+
+
+def stop_signal_of(error: BaseException) -> int | None:
+    """The stop signal behind ``error``, if one was received or is in its chain, else None.
+
+    A signal raised inside a library's own error handling comes out as another error
+    whose ``__context__`` is the stop; any signal this program received counts too.
+    """
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        signum = getattr(link, "signum", getattr(link, "signal", None))
+        if signum in (signal.SIGINT, signal.SIGTERM):
+            return int(signum)
+        link = link.__cause__ or link.__context__
+    return _received[0] if _received else None
