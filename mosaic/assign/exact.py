@@ -18,6 +18,7 @@ import numpy as np
 
 from mosaic.assign import lsa
 from mosaic.assign.result import Assignment, check_problem, evaluate
+from mosaic.assign.ties import canonical_placement
 from mosaic.machine import usable_cpus
 
 try:
@@ -128,6 +129,8 @@ def solve_dense_with_prices(cost: np.ndarray, weights: np.ndarray | None = None,
     """Optimal column for each row of a rectangular cost matrix, and the dual column prices.
 
     Takes the same arguments as :func:`solve_dense_with_bound` and raises the same errors.
+    Exact ties are not broken here (that could leave a row off its cheapest column at the
+    prices): with more than one thread, tied optima may come back in either way.
 
     Returns
     -------
@@ -164,8 +167,8 @@ def solve_dense_with_bound(cost: np.ndarray, weights: np.ndarray | None = None,
     weights : ndarray, shape (T,), optional
         Positive row multipliers (1 when not given).
     threads : int, optional
-        Auction threads (default :func:`default_threads`). The optimum does not depend
-        on it, but among tied optima the one returned may (use 1 for repeatable output).
+        Auction threads (default :func:`default_threads`). The result does not depend on
+        it: exact ties are broken the same way (:func:`mosaic.assign.ties.canonical_placement`).
     dummies : bool, optional
         Pad with P - T zero-cost dummy rows (default: when ``P - T <= DUMMY_SHARE * T``);
         an algorithm choice for speed, the optimum is the same.
@@ -190,7 +193,8 @@ def solve_dense_with_bound(cost: np.ndarray, weights: np.ndarray | None = None,
     if cols == 1:
         return np.zeros(1, dtype=np.int64), float(scale[0] * matrix[0, 0])
     photo_of_tile, prices = _solve(matrix, scale, low, high, threads, dummies)
-    return photo_of_tile, _lower_bound(matrix, scale, prices)
+    return (canonical_placement(matrix, scale, photo_of_tile),
+            _lower_bound(matrix, scale, prices))
 
 
 def solve_dense(cost: np.ndarray, weights: np.ndarray | None = None,
@@ -217,7 +221,8 @@ def solve_dense(cost: np.ndarray, weights: np.ndarray | None = None,
         return np.empty(0, dtype=np.int64)
     if cols == 1:
         return np.zeros(1, dtype=np.int64)
-    return _solve(matrix, scale, low, high, threads, dummies, with_prices=False)[0]
+    photo_of_tile = _solve(matrix, scale, low, high, threads, dummies, with_prices=False)[0]
+    return canonical_placement(matrix, scale, photo_of_tile)
 
 
 def relative_gap(objective: float, lower_bound: float) -> float:
