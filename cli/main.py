@@ -16,7 +16,7 @@ from typing import Any
 import click
 import typer
 
-from cli import build, runs, scrape, server, weights
+from cli import build, render, runs, scrape, server, weights
 from cli.common import prefect_environment, verbose_requested
 from mosaic import processes
 from mosaic.errors import MosaicError
@@ -31,6 +31,7 @@ app = typer.Typer(
 app.command("build")(build.build)
 app.command("demo")(build.demo)
 app.command("weights")(weights.weights)
+app.command("render")(render.render)
 app.command("runs")(runs.runs)
 app.add_typer(server.server_app, name="server")
 app.add_typer(scrape.scrape_app, name="scrape")

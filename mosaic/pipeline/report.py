@@ -2,7 +2,8 @@
 
 :func:`build_metrics` assembles the metrics from the stages' results (nothing else
 assembles them); :func:`report` adds the quality figures, writes the report and its
-pictures in the run folder and ``metrics.json`` where it was asked for.
+pictures and the placement list (``placement.csv``) in the run folder, and ``metrics.json``
+where it was asked for.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mosaic.options import BuildOptions
 from mosaic.outputs import check_replaceable, json_mark
 from mosaic.pipeline.assign import load_assignment
 from mosaic.pipeline.library import skipped_files
+from mosaic.pipeline.render import placed_tiles
 from mosaic.pipeline.results import (
     AssignPlan,
     AssignResult,
@@ -32,6 +34,7 @@ from mosaic.pipeline.results import (
     TargetResult,
     WeightsResult,
 )
+from mosaic.placement import write_placement
 from mosaic.report import (
     heat_map,
     mosaic_quality,
@@ -121,6 +124,9 @@ def report(options: BuildOptions, target_file: FileRef, library: LibraryResult,
          "class_costs": class_costs(load_assignment(solve.assignment).tile_cost, classes)}
         for solve in compared]
     folder = Path(str(options.workdir))
+    check_replaceable(folder / "placement.csv", "the placement list")
+    write_placement(folder / "placement.csv", placed_tiles(chosen, library, target, weights))
+    metrics["placement_list"] = str(folder / "placement.csv")
     save_image_atomic(side_by_side(target_crop, mosaic_image), folder / "comparison.jpg")
     save_image_atomic(heat_map(tile_cost, layout.rows, layout.cols), folder / "tile-costs.png")
     images = {"Target and mosaic": "comparison.jpg",
