@@ -23,6 +23,8 @@ from mosaic.pipeline import assign, library, render, report, score, target, weig
 from mosaic.pipeline.results import (
     AssignResult,
     LibraryResult,
+    RenderResult,
+    ReportResult,
     RunTimes,
     ScoreResult,
     TargetResult,
@@ -99,18 +101,25 @@ def test_regional_is_the_other_strategy_of_the_same_stage(inputs, tmp_path):
     assert regional.tile_crop is not None and regional.tile_crop.is_intact()
 
 
-def test_render_and_report_need_only_the_results(inputs, tmp_path):
+def render_and_report(inputs: tuple[Path, Path], workdir: Path, out_name: str
+                      ) -> tuple[AssignResult, RenderResult, ReportResult]:
+    """A 4x5 optimal build of ``inputs`` in ``workdir``, drawn into ``out_name`` there."""
     photos, target_path = inputs
-    loaded, prepared, weighed, _, solved = _stages(photos, target_path, tmp_path, "optimal")
+    loaded, prepared, weighed, _, solved = _stages(photos, target_path, workdir, "optimal")
     options = build_options(photos=str(photos), target=str(target_path),
-                            out=str(tmp_path / "mosaic.jpg"), workdir=str(tmp_path),
+                            out=str(workdir / out_name), workdir=str(workdir),
                             grid="4x5", tile_px=8, crops=3, feature_size=8,
                             weights="none").resolved()
     drawn = render.render(solved, loaded, prepared, options.out, None)
-    assert (drawn.width, drawn.height) == (40, 32) and drawn.mosaic.is_intact()
     plan = assign.plan("optimal", 20, PHOTOS, 3, 8, options.scale)
     written = report.report(options, FileRef.of(target_path), loaded, None, prepared, weighed,
                             plan, [solved], drawn, RunTimes({"solve": 0.5}, (), 1.0))
+    return solved, drawn, written
+
+
+def test_render_and_report_need_only_the_results(inputs, tmp_path):
+    solved, drawn, written = render_and_report(inputs, tmp_path, "mosaic.jpg")
+    assert (drawn.width, drawn.height) == (40, 32) and drawn.mosaic.is_intact()
     on_disk = json.loads(Path(written.metrics_file.path).read_text(encoding="utf-8"))
     assert on_disk["tiles"] == 20 and on_disk["method"] == "optimal"
     assert on_disk["mean_cost"] == pytest.approx(solved.mean_cost)

@@ -14,29 +14,17 @@ from PIL import Image
 
 from cli.main import command as app
 from mosaic.errors import MosaicError
-from mosaic.files import FileRef, sha256_file
-from mosaic.options import build_options
-from mosaic.pipeline import assign, render, report
-from mosaic.pipeline.results import RunTimes
+from mosaic.files import sha256_file
 from mosaic.placement import COLUMNS, PlacedTile, read_placement, write_placement
 from tests.test_cli import _assert_one_line_error
-from tests.test_pipeline import PHOTOS, _stages, inputs  # noqa: F401  (the fixture)
+from tests.test_pipeline import inputs, render_and_report  # noqa: F401  (the fixture)
 
 
 @pytest.fixture(scope="module")
 def built(inputs, tmp_path_factory) -> Path:  # noqa: F811
     """A 4x5 build's run folder, its poster drawn as PNG with 8 px tiles."""
-    photos, target_path = inputs
     workdir = tmp_path_factory.mktemp("placed")
-    loaded, prepared, weighed, _, solved = _stages(photos, target_path, workdir, "optimal")
-    options = build_options(photos=str(photos), target=str(target_path),
-                            out=str(workdir / "mosaic.png"), workdir=str(workdir),
-                            grid="4x5", tile_px=8, crops=3, feature_size=8,
-                            weights="none").resolved()
-    drawn = render.render(solved, loaded, prepared, options.out, None)
-    plan = assign.plan("optimal", 20, PHOTOS, 3, 8, options.scale)
-    report.report(options, FileRef.of(target_path), loaded, None, prepared, weighed, plan,
-                  [solved], drawn, RunTimes({}, (), 1.0))
+    render_and_report(inputs, workdir, "mosaic.png")
     return workdir
 
 
