@@ -74,6 +74,11 @@ def build(
              "optimal (exact assignment), regional (regions solved exactly and stitched, "
              "no dense matrix), greedy (best match first), lp (HiGHS LP), lp-pulp (the "
              "blog's PuLP model).")] = "auto",
+    max_uses: Annotated[int, typer.Option(
+        help="Tiles one photo may fill (default 1: each photo at most once). More lets a "
+             "few hundred photos fill a big poster; without --grid or --tiles the grid "
+             "then has photos x max-uses tiles. Needs a dense method (not regional).")
+    ] = 1,
     regions: Annotated[Optional[int], typer.Option(
         help="Regions of --method regional (default: about 3,200 tiles each).")] = None,
     max_memory: Annotated[Optional[str], typer.Option(

@@ -279,6 +279,19 @@ def crop_to_aspect(
     return left, top, left + box_w, top + box_h
 
 
+def _check_enough_photos(asked: str, tiles: int, photos: int, max_uses: int) -> None:
+    """Refuse a grid the photos cannot fill, saying how ``max_uses`` would help."""
+    if tiles <= photos * max_uses:
+        return
+    if max_uses == 1:
+        raise MosaicError(f"{asked} needs {tiles} distinct photos but only {photos} are "
+                          f"available; add photos, ask for fewer tiles, or let a photo fill "
+                          f"up to {-(-tiles // max(1, photos))} tiles with `max_uses`")
+    raise MosaicError(f"{asked}: {photos} photos used at most {max_uses} times fill only "
+                      f"{photos * max_uses} tiles; raise `max_uses` to "
+                      f"{-(-tiles // max(1, photos))} or ask for fewer tiles")
+
+
 def plan_layout(
     target_size: tuple[int, int],
     photos: int,
@@ -290,6 +303,7 @@ def plan_layout(
     tile_px: int | None = None,
     default_tile_px: int = 100,
     centre: tuple[float, float] | None = None,
+    max_uses: int = 1,
 ) -> Layout:
     """Work out the grid, tile size and target crop for a mosaic.
 
@@ -315,6 +329,9 @@ def plan_layout(
         Tile side when nothing else fixes it.
     centre : (float, float), optional
         Keep this point of the target centred in the crop (faces, later).
+    max_uses : int
+        Tiles one photo may fill: at most ``photos * max_uses`` tiles, and that many
+        when neither ``grid`` nor ``tiles`` is given.
 
     Returns
     -------
@@ -332,17 +349,11 @@ def plan_layout(
     aspect = poster.aspect if poster is not None else target_aspect
     if grid is not None:
         rows, cols = grid
-        if rows * cols > photos:
-            raise MosaicError(
-                f"`grid` {rows}x{cols} needs {rows * cols} distinct photos but only "
-                f"{photos} are available; use a smaller grid or add photos"
-            )
+        _check_enough_photos(f"`grid` {rows}x{cols}", rows * cols, photos, max_uses)
     else:
-        if tiles is not None and tiles > photos:
-            raise MosaicError(
-                f"`tiles` {tiles} needs {tiles} distinct photos but only {photos} are available"
-            )
-        rows, cols = choose_grid(tiles if tiles is not None else photos, aspect)
+        if tiles is not None:
+            _check_enough_photos(f"`tiles` {tiles}", tiles, photos, max_uses)
+        rows, cols = choose_grid(tiles if tiles is not None else photos * max_uses, aspect)
     if tile_px is None:
         pixels = poster.pixels(dpi) if poster is not None else None
         if pixels is not None:

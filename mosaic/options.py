@@ -40,6 +40,8 @@ RUNS = Path("mosaic-runs")
 """Where run folders go by default (relative to the working folder)."""
 ACCOUNT = "{username}"
 """In a path: the run's Instagram account (``instagram``), so one deployment serves many."""
+MAX_USES = 1000
+"""Most tiles one photo may fill (``max_uses``)."""
 USERNAME = re.compile(r"^[A-Za-z0-9._]{1,30}$")
 
 Method = Literal["auto", "optimal", "regional", "greedy", "lp", "lp-pulp"]
@@ -57,6 +59,7 @@ class LayoutRequest:
     size: str | None = None
     dpi: float | None = None
     tile_px: int | None = None
+    max_uses: int = 1
 
     def plan(self, target_size: tuple[int, int], photos: int) -> Layout:
         """The grid, tile size and target crop for a target of ``target_size`` pixels."""
@@ -64,7 +67,7 @@ class LayoutRequest:
         return plan_layout(
             target_size, photos, grid=parse_grid(self.grid) if self.grid else None,
             tiles=self.tiles, poster=poster, poster_is_preset=preset, dpi=self.dpi,
-            tile_px=self.tile_px)
+            tile_px=self.tile_px, max_uses=self.max_uses)
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,8 @@ class BuildOptions(BaseModel):
                                 "(default 100, or what size and dpi give).")
     method: Method = Field("auto", description="auto picks optimal while the matrix fits "
                            "max_memory, else regional.")
+    max_uses: int = Field(1, ge=1, le=MAX_USES, description="Tiles one photo may fill (1: "
+                          "each photo at most once; more needs a dense method).")
     metric: Literal["lab", "rgb"] = Field("lab", description="Colour space of the scores.")
     crops: int = Field(DEFAULT_CROPS, ge=1, le=MAX_CROPS,
                        description="Square crop candidates per photo (1 = centre only).")
@@ -201,7 +206,8 @@ class BuildOptions(BaseModel):
     @property
     def layout(self) -> LayoutRequest:
         """The grid and size options, for the target stage."""
-        return LayoutRequest(self.grid, self.tiles, self.size, self.dpi, self.tile_px)
+        return LayoutRequest(self.grid, self.tiles, self.size, self.dpi, self.tile_px,
+                             self.max_uses)
 
     @property
     def weighting(self) -> WeightRequest:

@@ -8,7 +8,7 @@ one entry here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -114,7 +114,8 @@ def get_method(name: str) -> Method:
                           ) from None
 
 
-def solve_dense(name: str, cost: np.ndarray, weights: np.ndarray | None = None) -> Assignment:
+def solve_dense(name: str, cost: np.ndarray, weights: np.ndarray | None = None,
+                max_uses: int = 1) -> Assignment:
     """Run the dense method ``name`` on an in-memory cost matrix.
 
     Parameters
@@ -122,9 +123,13 @@ def solve_dense(name: str, cost: np.ndarray, weights: np.ndarray | None = None) 
     name : str
         One of :data:`DENSE_METHODS`.
     cost : ndarray, shape (T, P)
-        Cost of photo p on tile t, T <= P.
+        Cost of photo p on tile t, T <= P * max_uses.
     weights : ndarray, shape (T,), optional
         Tile importance (1 when not given).
+    max_uses : int
+        Tiles one photo may fill. Above 1 the method solves the matrix with each column
+        repeated ``max_uses`` times (each copy one use), so an exact method stays exact:
+        the optimum over placements using every photo at most ``max_uses`` times.
 
     Returns
     -------
@@ -138,4 +143,8 @@ def solve_dense(name: str, cost: np.ndarray, weights: np.ndarray | None = None) 
     method = REGISTRY.get(name)
     if method is None or not method.dense:
         raise MosaicError(f"`method` {name!r}: choose one of {', '.join(DENSE_METHODS)}")
-    return method.solver(cost, weights)
+    if max_uses == 1:
+        return method.solver(cost, weights)
+    # Copies side by side: column c of the repeated matrix is photo c // max_uses.
+    copies = method.solver(np.repeat(np.asarray(cost), max_uses, axis=1), weights)
+    return replace(copies, photo_of_tile=copies.photo_of_tile // max_uses)

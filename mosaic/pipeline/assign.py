@@ -48,7 +48,7 @@ logger = logging.getLogger("mosaic.scale")
 
 
 def plan(method: str, tiles: int, photos: int, crops: int, feature_size: int,
-         request: ScaleRequest, check_minimum: bool = True) -> AssignPlan:
+         request: ScaleRequest, check_minimum: bool = True, max_uses: int = 1) -> AssignPlan:
     """Resolve ``auto`` (and check "optimal" and "regional") for this size.
 
     Parameters
@@ -62,6 +62,9 @@ def plan(method: str, tiles: int, photos: int, crops: int, feature_size: int,
     check_minimum : bool
         Refuse a budget below :func:`~mosaic.assign.auto.smallest_budget` (off when the
         sizes are estimates, before the photos are read).
+    max_uses : int
+        Tiles one photo may fill; above 1 only the dense methods can (they solve the
+        matrix with every photo's column repeated), sized as ``photos * max_uses``.
 
     Returns
     -------
@@ -70,10 +73,12 @@ def plan(method: str, tiles: int, photos: int, crops: int, feature_size: int,
     Raises
     ------
     MosaicError
-        "optimal" asked for a matrix over the memory budget, or a budget too small to
-        build at full quality.
+        "optimal" asked for a matrix over the memory budget, a budget too small to
+        build at full quality, or ``max_uses`` above 1 where only regional would fit.
     """
     budget = request.budget()
+    if max_uses > 1:
+        return _plan_repeats(method, tiles, photos, crops, budget, max_uses)
     if method not in SIZED_METHODS:
         return AssignPlan(method, method, f"{method}, as asked", None, budget, None)
     feature_bytes = 4 * 3 * feature_size**2 * (tiles + photos * crops)
@@ -90,6 +95,25 @@ def plan(method: str, tiles: int, photos: int, crops: int, feature_size: int,
                            feature_bytes=feature_bytes, process_bytes=PROCESS_BYTES)
     return AssignPlan(choice.method, method, choice.reason, choice.regions, budget,
                       choice.dense_bytes)
+
+
+def _plan_repeats(method: str, tiles: int, photos: int, crops: int, budget: int,
+                  max_uses: int) -> AssignPlan:
+    """The plan when photos may repeat: a dense method over ``photos * max_uses`` copies."""
+    if method == "regional":
+        raise MosaicError(f"`max_uses` {max_uses} needs a dense method (auto, optimal, greedy, "
+                          "lp): regional places each photo once")
+    copies = photos * max_uses
+    if method not in SIZED_METHODS:
+        return AssignPlan(method, method, f"{method}, as asked", None, budget, None, max_uses)
+    choice = choose_method(tiles, copies, crops, budget, method, None,
+                           process_bytes=PROCESS_BYTES)
+    if choice.method == "regional":
+        raise MosaicError(f"`max_uses` {max_uses}: {tiles:,} tiles x {copies:,} photo copies "
+                          f"do not fit `max_memory` {format_bytes(budget)} as one matrix; "
+                          "lower `max_uses` or the tiles, or raise `max_memory`")
+    return AssignPlan(choice.method, method, f"{choice.reason}; each photo up to {max_uses} "
+                      "times", None, budget, choice.dense_bytes, max_uses)
 
 
 def _rounded_up(size: int) -> str:
@@ -124,7 +148,7 @@ def arrange(chosen: AssignPlan, method: str, scored: ScoreResult, library: Libra
         return _arrange_regional(chosen, library, target, weights, metric, workdir, request)
     if scored.cost is None:
         raise MosaicError(f"`method` {method!r} needs the dense matrix, which was not scored")
-    return _arrange_dense(method, scored, weights, workdir)
+    return _arrange_dense(method, scored, weights, workdir, chosen.max_uses)
 
 
 def _label(method: str, weights: FileRef | None) -> str:
@@ -140,21 +164,22 @@ def _save(folder: Path, assignment: Assignment, tile_crop: np.ndarray | None
     return FileRef.of(folder / "assignment.json"), FileRef.of(folder / "tile_crop.npy")
 
 
-def _arrange_dense(method: str, scored: ScoreResult, weights: FileRef | None, workdir: str
-                   ) -> AssignResult:
+def _arrange_dense(method: str, scored: ScoreResult, weights: FileRef | None, workdir: str,
+                   max_uses: int) -> AssignResult:
     assert scored.cost is not None
     matrix = np.load(scored.cost.path, mmap_mode="r", allow_pickle=False)
     tile_weight = np.load(weights.path, allow_pickle=False) if weights is not None else None
     label = _label(method, weights)
     with stage(f"solve ({label})", 1) as advance:
-        result = solve_dense(method, matrix, tile_weight)
+        result = solve_dense(method, matrix, tile_weight, max_uses)
         advance(1)
     tile_crop = None
     if scored.best_crop is not None:  # each tile's crop of its own photo, for the render
         crops = np.load(scored.best_crop.path, mmap_mode="r", allow_pickle=False)
         tile_crop = np.asarray(crops[np.arange(len(result.photo_of_tile)), result.photo_of_tile])
+    repeats = (max_uses,) if max_uses > 1 else ()  # keeps the folders of single-use runs
     folder = stage_folder(workdir, "assign", scored.cost.sha256, method,
-                          weights.sha256 if weights else None)
+                          weights.sha256 if weights else None, *repeats)
     assignment, crop_ref = _save(folder, result, tile_crop)
     return AssignResult(assignment, crop_ref, label, result.objective, result.mean_cost,
                         result.seconds, result.status, result.gap, result.message,

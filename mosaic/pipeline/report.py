@@ -65,9 +65,11 @@ def build_metrics(options: BuildOptions, library: LibraryResult, people: PeopleR
                   ) -> dict[str, Any]:
     """The run's metrics from the stages' results (``metrics.json`` without quality)."""
     layout = target.layout
+    uses = np.unique(load_assignment(chosen.assignment).photo_of_tile, return_counts=True)[1]
     return {
         "rows": layout.rows, "cols": layout.cols, "tiles": layout.tiles,
-        "photos_available": library.photos, "photos_used": layout.tiles,
+        "photos_available": library.photos, "photos_used": int(uses.size),
+        "max_uses": plan.max_uses, "most_uses": int(uses.max(initial=0)),
         "photo_files": library.files, "skipped": skipped_files(library),
         "duplicates": library.duplicates, "near_duplicates": library.near_duplicates,
         "method": plan.method, "method_requested": plan.requested,

@@ -83,6 +83,8 @@ class AssignPlan:
     regions: int | None
     max_memory_bytes: int
     dense_bytes: int | None
+    max_uses: int = 1
+    """Tiles one photo may fill (dense methods only)."""
 
     @property
     def dense(self) -> bool:
@@ -90,13 +92,15 @@ class AssignPlan:
         return self.method != "regional"
 
     @property
-    def cache_key(self) -> tuple[str, int | None]:
+    def cache_key(self) -> tuple[object, ...]:
         """What of the plan changes a stage's output: the method and the regions.
 
         The memory budget and the reason for the choice change how a matrix is scored and
         solved, never the result (see :mod:`tasks.caching`).
         """
-        return (self.method, self.regions)
+        if self.max_uses == 1:  # the key of every run before repeats existed
+            return (self.method, self.regions)
+        return (self.method, self.regions, self.max_uses)
 
 
 @dataclass(frozen=True)

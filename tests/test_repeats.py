@@ -1,0 +1,99 @@
+"""``max_uses``: a photo may fill up to K tiles, still by an exact assignment."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from mosaic.assign.methods import solve_dense
+from mosaic.errors import MosaicError
+from mosaic.layout import plan_layout
+from mosaic.options import ScaleRequest
+from mosaic.pipeline.assign import plan
+from tests.conftest import SAMPLE_PHOTOS
+from tests.test_cli import _args, _assert_one_line_error, _subprocess_build
+
+
+def capacity_optimum(cost: np.ndarray, weights: np.ndarray, max_uses: int) -> float:
+    """The transportation problem as a 0/1 program solved by HiGHS (scipy.optimize.milp)."""
+    tiles, photos = cost.shape
+    each_tile = np.kron(np.eye(tiles), np.ones(photos))
+    each_photo = np.kron(np.ones(tiles), np.eye(photos))
+    result = milp((cost * weights[:, None]).ravel(), integrality=np.ones(tiles * photos),
+                  bounds=Bounds(0, 1),
+                  constraints=[LinearConstraint(each_tile, 1, 1),
+                               LinearConstraint(each_photo, 0, max_uses)])
+    assert result.success
+    return float(result.fun)
+
+
+@pytest.mark.parametrize(("tiles", "photos", "max_uses"), [(12, 5, 3), (9, 3, 3), (10, 8, 2)])
+def test_optimal_with_repeats_is_the_capacity_optimum(tiles, photos, max_uses):
+    rng = np.random.default_rng(tiles + photos)
+    cost = rng.random((tiles, photos)).astype(np.float32)
+    weights = rng.uniform(1.0, 3.0, tiles)
+    result = solve_dense("optimal", cost, weights, max_uses)
+    assert result.objective == pytest.approx(capacity_optimum(cost, weights, max_uses),
+                                             rel=1e-9)
+    assert np.bincount(result.photo_of_tile, minlength=photos).max() <= max_uses
+    assert result.gap == pytest.approx(0.0, abs=1e-9)
+    rows = np.arange(tiles)
+    assert np.array_equal(result.tile_cost, cost[rows, result.photo_of_tile])
+
+
+def test_greedy_and_lp_keep_the_limit_too():
+    cost = np.random.default_rng(4).random((20, 6)).astype(np.float32)
+    for method in ("greedy", "lp"):
+        result = solve_dense(method, cost, None, 4)
+        assert np.bincount(result.photo_of_tile, minlength=6).max() <= 4
+    assert (solve_dense("lp", cost, None, 4).objective
+            == pytest.approx(solve_dense("optimal", cost, None, 4).objective, rel=1e-7))
+
+
+def test_the_grid_may_need_up_to_photos_times_max_uses():
+    layout = plan_layout((400, 300), 100, tiles=450, max_uses=5)
+    assert layout.tiles <= 500
+    assert plan_layout((400, 300), 100, max_uses=3).tiles <= 300
+    assert plan_layout((400, 300), 100, max_uses=3).tiles > 100  # the default grows
+    with pytest.raises(MosaicError, match="fill only 500 tiles; raise max_uses to 6"):
+        plan_layout((400, 300), 100, tiles=550, max_uses=5)
+    with pytest.raises(MosaicError, match="with max_uses"):
+        plan_layout((400, 300), 100, tiles=150)
+
+
+def test_repeats_need_a_dense_method_that_fits():
+    request = ScaleRequest(max_memory="2GB")
+    with pytest.raises(MosaicError, match="needs a dense method"):
+        plan("regional", 2000, 400, 7, 16, request, max_uses=5)
+    chosen = plan("auto", 2000, 400, 7, 16, request, max_uses=5)
+    assert chosen.method == "optimal" and chosen.max_uses == 5
+    assert chosen.cache_key == ("optimal", None, 5)
+    assert plan("auto", 2000, 2000, 7, 16, request).cache_key == ("optimal", None)
+    with pytest.raises(MosaicError, match="do not fit max_memory"):
+        plan("auto", 40000, 8000, 7, 16, request, max_uses=5)
+
+
+def test_a_build_with_few_photos_fills_a_bigger_grid(prefect_api, portrait, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in SAMPLE_PHOTOS[:24]:
+        shutil.copy(path, photos / path.name)
+    workdir = tmp_path / "run"
+    result = _subprocess_build(*_args(photos, portrait, tmp_path / "poster.jpg"),
+                               "--workdir", str(workdir), "--grid", "8x6", "--max-uses",
+                               "3", "--tile-px", "12", "--crops", "1")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((workdir / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["tiles"] == 48 and metrics["max_uses"] == 3
+    assert 2 <= metrics["most_uses"] <= 3 and 16 <= metrics["photos_used"] <= 24
+    with (workdir / "placement.csv").open(encoding="utf-8") as file:
+        placed = [line["photo_sha256"] for line in csv.DictReader(file)]
+    assert len(placed) == 48 and max(placed.count(p) for p in placed) == metrics["most_uses"]
+    too_many = _subprocess_build(*_args(photos, portrait, tmp_path / "p2.jpg"), "--grid",
+                                 "8x6", "--workdir", str(tmp_path / "run2"))
+    _assert_one_line_error(too_many, "needs 48 distinct photos", "--max-uses")
