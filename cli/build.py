@@ -79,6 +79,11 @@ def build(
              "few hundred photos fill a big poster; without --grid or --tiles the grid "
              "then has photos x max-uses tiles. Needs a dense method (not regional).")
     ] = 1,
+    min_repeat_distance: Annotated[int, typer.Option(
+        help="With --max-uses: keep two copies of a photo at least this many tiles apart "
+             "(rows or columns, whichever is further; 0 = no rule). Exact (HiGHS) on "
+             "small grids, else the capacity optimum repaired, with its gap reported.")
+    ] = 0,
     regions: Annotated[Optional[int], typer.Option(
         help="Regions of --method regional (default: about 3,200 tiles each).")] = None,
     max_memory: Annotated[Optional[str], typer.Option(

@@ -292,6 +292,28 @@ def _check_enough_photos(asked: str, tiles: int, photos: int, max_uses: int) -> 
                       f"{-(-tiles // max(1, photos))} or ask for fewer tiles")
 
 
+def check_repeat_spacing(rows: int, cols: int, photos: int, max_uses: int,
+                         min_distance: int) -> None:
+    """Refuse a minimum distance between copies that the grid and photos cannot meet.
+
+    Every D x D block of tiles needs distinct photos. When there are that many, copies
+    placed D apart on a lattice already fill the grid, so this is the only condition
+    beyond ``photos * max_uses >= tiles``.
+
+    Raises
+    ------
+    MosaicError
+        A D x D block of tiles needs more distinct photos than there are.
+    """
+    if min_distance <= 1 or max_uses <= 1:
+        return
+    height, width = min(min_distance, rows), min(min_distance, cols)
+    if height * width > photos:
+        raise MosaicError(f"`min_repeat_distance` {min_distance} needs {height * width} "
+                          f"different photos in every {height}x{width} block of tiles, "
+                          f"but there are {photos}; lower it or add photos")
+
+
 def plan_layout(
     target_size: tuple[int, int],
     photos: int,
@@ -304,6 +326,7 @@ def plan_layout(
     default_tile_px: int = 100,
     centre: tuple[float, float] | None = None,
     max_uses: int = 1,
+    min_distance: int = 0,
 ) -> Layout:
     """Work out the grid, tile size and target crop for a mosaic.
 
@@ -332,6 +355,9 @@ def plan_layout(
     max_uses : int
         Tiles one photo may fill: at most ``photos * max_uses`` tiles, and that many
         when neither ``grid`` nor ``tiles`` is given.
+    min_distance : int
+        Least Chebyshev distance between two copies of a photo (checked to be possible,
+        :func:`check_repeat_spacing`).
 
     Returns
     -------
@@ -354,6 +380,7 @@ def plan_layout(
         if tiles is not None:
             _check_enough_photos(f"`tiles` {tiles}", tiles, photos, max_uses)
         rows, cols = choose_grid(tiles if tiles is not None else photos * max_uses, aspect)
+    check_repeat_spacing(rows, cols, photos, max_uses, min_distance)
     if tile_px is None:
         pixels = poster.pixels(dpi) if poster is not None else None
         if pixels is not None:

@@ -60,6 +60,7 @@ class LayoutRequest:
     dpi: float | None = None
     tile_px: int | None = None
     max_uses: int = 1
+    min_repeat_distance: int = 0
 
     def plan(self, target_size: tuple[int, int], photos: int) -> Layout:
         """The grid, tile size and target crop for a target of ``target_size`` pixels."""
@@ -67,7 +68,8 @@ class LayoutRequest:
         return plan_layout(
             target_size, photos, grid=parse_grid(self.grid) if self.grid else None,
             tiles=self.tiles, poster=poster, poster_is_preset=preset, dpi=self.dpi,
-            tile_px=self.tile_px, max_uses=self.max_uses)
+            tile_px=self.tile_px, max_uses=self.max_uses,
+            min_distance=self.min_repeat_distance)
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,9 @@ class BuildOptions(BaseModel):
                            "max_memory, else regional.")
     max_uses: int = Field(1, ge=1, le=MAX_USES, description="Tiles one photo may fill (1: "
                           "each photo at most once; more needs a dense method).")
+    min_repeat_distance: int = Field(0, ge=0, le=1000, description="Least distance in "
+                                     "tiles between two copies of a photo (Chebyshev; 0 "
+                                     "or 1: no rule), with max_uses above 1.")
     metric: Literal["lab", "rgb"] = Field("lab", description="Colour space of the scores.")
     crops: int = Field(DEFAULT_CROPS, ge=1, le=MAX_CROPS,
                        description="Square crop candidates per photo (1 = centre only).")
@@ -207,7 +212,7 @@ class BuildOptions(BaseModel):
     def layout(self) -> LayoutRequest:
         """The grid and size options, for the target stage."""
         return LayoutRequest(self.grid, self.tiles, self.size, self.dpi, self.tile_px,
-                             self.max_uses)
+                             self.max_uses, self.min_repeat_distance)
 
     @property
     def weighting(self) -> WeightRequest:

@@ -131,7 +131,8 @@ def check_build(options: BuildOptions) -> BuildPlan:
     # The photo files bound the distinct photos from above: a budget enough for them is
     # enough for the build (the flow checks again with the exact count).
     plan = plan_assignment(options.method, layout.tiles, len(files), options.crops,
-                           options.feature_size, options.scale, max_uses=options.max_uses)
+                           options.feature_size, options.scale, max_uses=options.max_uses,
+                           min_distance=options.min_repeat_distance)
     check_output_pixels(width, height, output_format, options.scale.budget())
     planned = {run_dir: REPORT_BYTES
                + library_bytes(len(files), options.crops, options.feature_size)}

@@ -166,7 +166,8 @@ def report_markdown(metrics: Mapping[str, object], comparison: Sequence[Mapping[
         ["grid", f"{metrics['rows']} x {metrics['cols']} = {metrics['tiles']} tiles"],
         ["photos", f"{metrics['photos_used']} used of {metrics['photos_available']}"
          + (f"; the most used fills {metrics['most_uses']} tiles (at most "
-            f"{metrics['max_uses']})" if metrics.get("max_uses", 1) > 1 else "")],
+            f"{metrics['max_uses']}), copies at least {metrics.get('closest_copies')} tiles "
+            "apart" if metrics.get("max_uses", 1) > 1 else "")],
         ["method", f"{metrics['method']} ({metrics.get('solver', '')})"],
         *([["why this method", metrics["method_reason"]]]
           if metrics.get("method_reason") else []),

@@ -112,7 +112,8 @@ def plan_assignment(options: BuildOptions, loaded: LibraryResult, prepared: Targ
                     ) -> AssignPlan:
     """Which method runs and why; see :func:`mosaic.pipeline.assign.plan`."""
     return assign.plan(options.method, prepared.layout.tiles, loaded.photos, options.crops,
-                       options.feature_size, options.scale, max_uses=options.max_uses)
+                       options.feature_size, options.scale, max_uses=options.max_uses,
+                       min_distance=options.min_repeat_distance)
 
 
 @task(name="score-blocks", **cached("request"))

@@ -72,13 +72,13 @@ def test_repeats_need_a_dense_method_that_fits():
         plan("regional", 2000, 400, 7, 16, request, max_uses=5)
     chosen = plan("auto", 2000, 400, 7, 16, request, max_uses=5)
     assert chosen.method == "optimal" and chosen.max_uses == 5
-    assert chosen.cache_key == ("optimal", None, 5)
+    assert chosen.cache_key == ("optimal", None, 5, 0)
     assert plan("auto", 2000, 2000, 7, 16, request).cache_key == ("optimal", None)
     with pytest.raises(MosaicError, match="do not fit max_memory"):
         plan("auto", 40000, 8000, 7, 16, request, max_uses=5)
 
 
-def test_a_build_with_few_photos_fills_a_bigger_grid(prefect_api, portrait, tmp_path):
+def test_a_build_with_few_photos_fills_a_bigger_grid_copies_apart(prefect_api, portrait, tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
     for path in SAMPLE_PHOTOS[:24]:
@@ -86,10 +86,12 @@ def test_a_build_with_few_photos_fills_a_bigger_grid(prefect_api, portrait, tmp_
     workdir = tmp_path / "run"
     result = _subprocess_build(*_args(photos, portrait, tmp_path / "poster.jpg"),
                                "--workdir", str(workdir), "--grid", "8x6", "--max-uses",
-                               "3", "--tile-px", "12", "--crops", "1")
+                               "3", "--min-repeat-distance", "3", "--tile-px", "12",
+                               "--crops", "1")
     assert result.returncode == 0, result.stderr
     metrics = json.loads((workdir / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["tiles"] == 48 and metrics["max_uses"] == 3
+    assert metrics["min_repeat_distance"] == 3 and metrics["closest_copies"] >= 3
     assert 2 <= metrics["most_uses"] <= 3 and 16 <= metrics["photos_used"] <= 24
     with (workdir / "placement.csv").open(encoding="utf-8") as file:
         placed = [line["photo_sha256"] for line in csv.DictReader(file)]

@@ -25,6 +25,7 @@ from mosaic.assign.auto import PROCESS_BYTES, choose_method, smallest_budget
 from mosaic.assign.methods import SIZED_METHODS, solve_dense
 from mosaic.assign.regional import STAGES, assign_regional
 from mosaic.assign.result import Assignment
+from mosaic.assign.spacing import Grid, space_copies
 from mosaic.blocks import BlockRunner, dask_client, format_bytes
 from mosaic.cost_refine import worth_refining
 from mosaic.errors import MosaicError
@@ -48,7 +49,8 @@ logger = logging.getLogger("mosaic.scale")
 
 
 def plan(method: str, tiles: int, photos: int, crops: int, feature_size: int,
-         request: ScaleRequest, check_minimum: bool = True, max_uses: int = 1) -> AssignPlan:
+         request: ScaleRequest, check_minimum: bool = True, max_uses: int = 1,
+         min_distance: int = 0) -> AssignPlan:
     """Resolve ``auto`` (and check "optimal" and "regional") for this size.
 
     Parameters
@@ -65,6 +67,8 @@ def plan(method: str, tiles: int, photos: int, crops: int, feature_size: int,
     max_uses : int
         Tiles one photo may fill; above 1 only the dense methods can (they solve the
         matrix with every photo's column repeated), sized as ``photos * max_uses``.
+    min_distance : int
+        Least distance between copies (with ``max_uses`` above 1; below 2 no rule).
 
     Returns
     -------
@@ -78,7 +82,8 @@ def plan(method: str, tiles: int, photos: int, crops: int, feature_size: int,
     """
     budget = request.budget()
     if max_uses > 1:
-        return _plan_repeats(method, tiles, photos, crops, budget, max_uses)
+        return _plan_repeats(method, tiles, photos, crops, budget, max_uses,
+                             min_distance if min_distance > 1 else 0)
     if method not in SIZED_METHODS:
         return AssignPlan(method, method, f"{method}, as asked", None, budget, None)
     feature_bytes = 4 * 3 * feature_size**2 * (tiles + photos * crops)
@@ -98,22 +103,24 @@ def plan(method: str, tiles: int, photos: int, crops: int, feature_size: int,
 
 
 def _plan_repeats(method: str, tiles: int, photos: int, crops: int, budget: int,
-                  max_uses: int) -> AssignPlan:
+                  max_uses: int, min_distance: int) -> AssignPlan:
     """The plan when photos may repeat: a dense method over ``photos * max_uses`` copies."""
     if method == "regional":
         raise MosaicError(f"`max_uses` {max_uses} needs a dense method (auto, optimal, greedy, "
                           "lp): regional places each photo once")
     copies = photos * max_uses
     if method not in SIZED_METHODS:
-        return AssignPlan(method, method, f"{method}, as asked", None, budget, None, max_uses)
+        return AssignPlan(method, method, f"{method}, as asked", None, budget, None, max_uses,
+                          min_distance)
     choice = choose_method(tiles, copies, crops, budget, method, None,
                            process_bytes=PROCESS_BYTES)
     if choice.method == "regional":
         raise MosaicError(f"`max_uses` {max_uses}: {tiles:,} tiles x {copies:,} photo copies "
                           f"do not fit `max_memory` {format_bytes(budget)} as one matrix; "
                           "lower `max_uses` or the tiles, or raise `max_memory`")
+    spaced = f", copies at least {min_distance} tiles apart" if min_distance else ""
     return AssignPlan(choice.method, method, f"{choice.reason}; each photo up to {max_uses} "
-                      "times", None, budget, choice.dense_bytes, max_uses)
+                      f"times{spaced}", None, budget, choice.dense_bytes, max_uses, min_distance)
 
 
 def _rounded_up(size: int) -> str:
@@ -148,7 +155,7 @@ def arrange(chosen: AssignPlan, method: str, scored: ScoreResult, library: Libra
         return _arrange_regional(chosen, library, target, weights, metric, workdir, request)
     if scored.cost is None:
         raise MosaicError(f"`method` {method!r} needs the dense matrix, which was not scored")
-    return _arrange_dense(method, scored, weights, workdir, chosen.max_uses)
+    return _arrange_dense(method, scored, weights, workdir, chosen, target.layout)
 
 
 def _label(method: str, weights: FileRef | None) -> str:
@@ -165,19 +172,26 @@ def _save(folder: Path, assignment: Assignment, tile_crop: np.ndarray | None
 
 
 def _arrange_dense(method: str, scored: ScoreResult, weights: FileRef | None, workdir: str,
-                   max_uses: int) -> AssignResult:
+                   chosen: AssignPlan, layout: Layout) -> AssignResult:
     assert scored.cost is not None
     matrix = np.load(scored.cost.path, mmap_mode="r", allow_pickle=False)
     tile_weight = np.load(weights.path, allow_pickle=False) if weights is not None else None
     label = _label(method, weights)
     with stage(f"solve ({label})", 1) as advance:
-        result = solve_dense(method, matrix, tile_weight, max_uses)
+        result = solve_dense(method, matrix, tile_weight, chosen.max_uses)
+        if chosen.min_distance > 1:
+            # The capacity optimum bounds the spaced one; a greedy start has no bound.
+            result = space_copies(matrix, tile_weight, Grid(layout.rows, layout.cols), result,
+                                  chosen.max_uses, chosen.min_distance,
+                                  result.objective if method == "optimal" else None,
+                                  log=logger.info)
         advance(1)
     tile_crop = None
     if scored.best_crop is not None:  # each tile's crop of its own photo, for the render
         crops = np.load(scored.best_crop.path, mmap_mode="r", allow_pickle=False)
         tile_crop = np.asarray(crops[np.arange(len(result.photo_of_tile)), result.photo_of_tile])
-    repeats = (max_uses,) if max_uses > 1 else ()  # keeps the folders of single-use runs
+    # Single-use runs keep the folders they had before repeats existed.
+    repeats = (chosen.max_uses, chosen.min_distance) if chosen.max_uses > 1 else ()
     folder = stage_folder(workdir, "assign", scored.cost.sha256, method,
                           weights.sha256 if weights else None, *repeats)
     assignment, crop_ref = _save(folder, result, tile_crop)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from mosaic.assign.spacing import Grid, closest_copies
 from mosaic.files import FileRef, write_json_atomic
 from mosaic.images import open_rgb
 from mosaic.importance import class_costs, weight_map_image
@@ -65,11 +66,14 @@ def build_metrics(options: BuildOptions, library: LibraryResult, people: PeopleR
                   ) -> dict[str, Any]:
     """The run's metrics from the stages' results (``metrics.json`` without quality)."""
     layout = target.layout
-    uses = np.unique(load_assignment(chosen.assignment).photo_of_tile, return_counts=True)[1]
+    photo_of_tile = load_assignment(chosen.assignment).photo_of_tile
+    uses = np.unique(photo_of_tile, return_counts=True)[1]
     return {
         "rows": layout.rows, "cols": layout.cols, "tiles": layout.tiles,
         "photos_available": library.photos, "photos_used": int(uses.size),
         "max_uses": plan.max_uses, "most_uses": int(uses.max(initial=0)),
+        "min_repeat_distance": plan.min_distance,
+        "closest_copies": closest_copies(photo_of_tile, Grid(layout.rows, layout.cols)),
         "photo_files": library.files, "skipped": skipped_files(library),
         "duplicates": library.duplicates, "near_duplicates": library.near_duplicates,
         "method": plan.method, "method_requested": plan.requested,

@@ -85,6 +85,8 @@ class AssignPlan:
     dense_bytes: int | None
     max_uses: int = 1
     """Tiles one photo may fill (dense methods only)."""
+    min_distance: int = 0
+    """Least Chebyshev distance between copies of a photo (with ``max_uses`` above 1)."""
 
     @property
     def dense(self) -> bool:
@@ -100,7 +102,7 @@ class AssignPlan:
         """
         if self.max_uses == 1:  # the key of every run before repeats existed
             return (self.method, self.regions)
-        return (self.method, self.regions, self.max_uses)
+        return (self.method, self.regions, self.max_uses, self.min_distance)
 
 
 @dataclass(frozen=True)
