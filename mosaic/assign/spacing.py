@@ -11,8 +11,11 @@ its optimum is a proven lower bound for the spaced problem. With it:
 - beyond that, :func:`space_copies` repairs the capacity optimum: the copies that break
   the rule lose their tile, except the one worth most (heaviest tile, then cheapest), and
   the freed tiles are solved again exactly against the photos still allowed there
-  (capacity left, no kept copy closer than D), until no copy breaks the rule. It never
-  returns a placement that breaks the rule, and reports its gap to the lower bound.
+  (capacity left, no kept copy closer than D; a tile left without one exchanges photos
+  with another tile), until no copy breaks the rule; then Lagrangian rounds price the
+  window rule (each an exact capacity solve of the priced costs: a better lower bound,
+  and a start to repair) and blocks of tiles are placed again while the total falls.
+  It never returns a placement that breaks the rule, and reports its gap to the bound.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ LAGRANGE_ROUNDS = 40
 LAGRANGE_GAP = 0.005
 #: First subgradient step (Polyak's rule, halved when the bound stalls).
 LAGRANGE_STEP = 1.0
+#: Side of the blocks placed again after the Lagrangian rounds, in units of the distance,
+#: and the most passes over the grid.
+BLOCK_SIDE = 2
+BLOCK_PASSES = 3
 #: Repair rounds before giving up (a distance the photos can barely meet).
 MAX_ROUNDS = 200
 #: A pair that would break the rule, in a repair subproblem (costs are in [0, 1]).
@@ -249,6 +256,8 @@ def space_copies(cost: np.ndarray, weights: np.ndarray | None, grid: Grid,
     if lower_bound is not None:  # a start without a bound (greedy) is only repaired
         placement, best, bound = _lagrangian(cost, w, grid, max_uses, min_distance,
                                              placement, best, bound, log)
+        placement, best = _improve_by_blocks(cost, w, grid, max_uses, min_distance,
+                                             placement, best)
     return _result(cost, w, placement, start.method, started, "feasible",
                    None if lower_bound is None else bound,
                    f"repaired capacity optimum ({rounds} rounds) improved by Lagrangian "
@@ -260,12 +269,17 @@ def _objective(cost: np.ndarray, weights: np.ndarray, placement: np.ndarray) -> 
 
 
 def _repair(cost: np.ndarray, weights: np.ndarray, start: np.ndarray, grid: Grid,
-            max_uses: int, min_distance: int) -> tuple[np.ndarray, int]:
-    """``start`` with its copies too close placed again (see the module docstring)."""
+            max_uses: int, min_distance: int, free_first: np.ndarray | None = None
+            ) -> tuple[np.ndarray, int]:
+    """``start`` with its copies too close placed again (see the module docstring).
+
+    ``free_first`` tiles are placed again in the first round whatever their photo.
+    """
     tiles = cost.shape[0]
     placement = start.copy()
     kept = np.zeros(tiles, dtype=bool)
-    forced = np.zeros(tiles, dtype=bool)  # free for one round whatever their photo
+    # free for one round whatever their photo
+    forced = np.zeros(tiles, dtype=bool) if free_first is None else free_first.copy()
     rounds = 0
     while True:
         tile_cost = np.asarray(cost[np.arange(tiles), placement])
@@ -283,6 +297,35 @@ def _repair(cost: np.ndarray, weights: np.ndarray, start: np.ndarray, grid: Grid
         # block them) for the next round, so that they can all be placed together.
         forced = _near_any(stuck, grid, min_distance) if stuck.size else np.zeros_like(kept)
         kept &= ~forced
+
+
+def _improve_by_blocks(cost: np.ndarray, weights: np.ndarray, grid: Grid, max_uses: int,
+                       min_distance: int, placement: np.ndarray, best: float
+                       ) -> tuple[np.ndarray, float]:
+    """Place each block of tiles again (the rest kept), keeping what lowers the total.
+
+    Blocks of ``BLOCK_SIDE * min_distance`` tiles a side, overlapping by half, cover the
+    grid; passes repeat while one still lowers the total (at most ``BLOCK_PASSES``).
+    """
+    side = max(2, BLOCK_SIDE * min_distance)
+    step = side // 2
+    for _ in range(BLOCK_PASSES):
+        before = best
+        for top in range(0, max(1, grid.rows - step), step):
+            for left in range(0, max(1, grid.cols - step), step):
+                block = np.zeros((grid.rows, grid.cols), dtype=bool)
+                block[top:top + side, left:left + side] = True
+                try:
+                    candidate, _ = _repair(cost, weights, placement, grid, max_uses,
+                                           min_distance, block.ravel())
+                except MosaicError:
+                    continue
+                value = _objective(cost, weights, candidate)
+                if value < best:
+                    placement, best = candidate, value
+        if best >= before:
+            break
+    return placement, best
 
 
 def _window_shape(grid: Grid, min_distance: int) -> tuple[int, int]:
