@@ -45,10 +45,12 @@ LAGRANGE_STEP = 1.0
 #: and the most passes over the grid.
 BLOCK_SIDE = 2
 BLOCK_PASSES = 3
+#: Repair rounds one block may take, and seconds for all the blocks (a flat target with
+#: uniform weights made repairs thrash: 293 s before these limits).
+BLOCK_ROUNDS = 8
+BLOCK_SECONDS = 20.0
 #: Repair rounds before giving up (a distance the photos can barely meet).
 MAX_ROUNDS = 200
-#: A pair that would break the rule, in a repair subproblem (costs are in [0, 1]).
-FORBIDDEN = 1e6
 
 
 @dataclass(frozen=True)
@@ -166,15 +168,18 @@ def _resolve_free(cost: np.ndarray, weights: np.ndarray, photo_of_tile: np.ndarr
         raise MosaicError("the photos' uses left cannot fill the tiles freed for "
                           "`min_repeat_distance`; lower it or raise `max_uses`")
     sub = np.asarray(cost[free][:, columns], dtype=np.float64)
+    # Above any placement of allowed pairs (costs are in [0, 1]), yet small: a huge value
+    # widens the auction's cost range and slowed its solves a hundredfold.
+    forbidden = 1.0 + float(weights[free].sum()) + float(sub.max(initial=0.0))
     rows, cols = grid.position(np.arange(len(photo_of_tile)))
     for tile_index, tile in enumerate(free.tolist()):
         near = np.maximum(np.abs(rows - rows[tile]), np.abs(cols - cols[tile])) < min_distance
         blocked = np.unique(photo_of_tile[near & kept])
-        sub[tile_index, np.isin(columns, blocked)] = FORBIDDEN
+        sub[tile_index, np.isin(columns, blocked)] = forbidden
     placed, _ = solve_dense_with_bound(sub, weights[free])
     result = photo_of_tile.copy()
     result[free] = columns[placed]
-    stuck = free[sub[np.arange(len(free)), placed] >= FORBIDDEN]
+    stuck = free[sub[np.arange(len(free)), placed] >= forbidden]
     return result, np.array([tile for tile in stuck.tolist()
                              if not _swap_for(tile, cost, weights, result, grid, min_distance)],
                             dtype=np.int64)
@@ -269,12 +274,16 @@ def _objective(cost: np.ndarray, weights: np.ndarray, placement: np.ndarray) -> 
 
 
 def _repair(cost: np.ndarray, weights: np.ndarray, start: np.ndarray, grid: Grid,
-            max_uses: int, min_distance: int, free_first: np.ndarray | None = None
+            max_uses: int, min_distance: int, free_first: np.ndarray | None = None,
+            max_rounds: int | None = None, deadline: float | None = None
             ) -> tuple[np.ndarray, int]:
     """``start`` with its copies too close placed again (see the module docstring).
 
-    ``free_first`` tiles are placed again in the first round whatever their photo.
+    ``free_first`` tiles are placed again in the first round whatever their photo; after
+    ``max_rounds`` rounds (default :data:`MAX_ROUNDS`), or past ``deadline``
+    (``time.perf_counter``), it gives up with a MosaicError.
     """
+    limit = MAX_ROUNDS if max_rounds is None else max_rounds
     tiles = cost.shape[0]
     placement = start.copy()
     kept = np.zeros(tiles, dtype=bool)
@@ -287,9 +296,9 @@ def _repair(cost: np.ndarray, weights: np.ndarray, start: np.ndarray, grid: Grid
         if kept.all():
             return placement, rounds
         rounds += 1
-        if rounds > MAX_ROUNDS:
+        if rounds > limit or (deadline is not None and time.perf_counter() > deadline):
             raise MosaicError(f"copies of photos could not be kept {min_distance} tiles apart "
-                              f"in {MAX_ROUNDS} rounds; lower `min_repeat_distance` or raise "
+                              f"in {limit} rounds; lower `min_repeat_distance` or raise "
                               "`max_uses`")
         placement, stuck = _resolve_free(cost, weights, placement, kept, grid, max_uses,
                                          min_distance)
@@ -305,19 +314,24 @@ def _improve_by_blocks(cost: np.ndarray, weights: np.ndarray, grid: Grid, max_us
     """Place each block of tiles again (the rest kept), keeping what lowers the total.
 
     Blocks of ``BLOCK_SIDE * min_distance`` tiles a side, overlapping by half, cover the
-    grid; passes repeat while one still lowers the total (at most ``BLOCK_PASSES``).
+    grid; passes repeat while one still lowers the total (at most ``BLOCK_PASSES``, and
+    :data:`BLOCK_SECONDS` in all).
     """
     side = max(2, BLOCK_SIDE * min_distance)
     step = side // 2
+    deadline = time.perf_counter() + BLOCK_SECONDS
     for _ in range(BLOCK_PASSES):
         before = best
         for top in range(0, max(1, grid.rows - step), step):
             for left in range(0, max(1, grid.cols - step), step):
+                if time.perf_counter() > deadline:
+                    return placement, best
                 block = np.zeros((grid.rows, grid.cols), dtype=bool)
                 block[top:top + side, left:left + side] = True
-                try:
+                try:  # a block that does not settle quickly is left as it was
                     candidate, _ = _repair(cost, weights, placement, grid, max_uses,
-                                           min_distance, block.ravel())
+                                           min_distance, block.ravel(), BLOCK_ROUNDS,
+                                           deadline)
                 except MosaicError:
                     continue
                 value = _objective(cost, weights, candidate)
