@@ -25,6 +25,12 @@ DEFAULT_TILE_PX = 100
 """Tile side when --tile-px is not given (the build's default)."""
 
 
+def _photo_path(tile: PlacedTile, where: Path) -> Path:
+    """The tile's photo file; a relative path is relative to the list."""
+    photo = Path(tile.photo)
+    return photo if photo.is_absolute() else where.parent / photo
+
+
 def _check_photos(tiles: list[PlacedTile], where: Path) -> None:
     """Refuse when a listed photo is missing or is not the file that was placed."""
     from mosaic.files import sha256_file
@@ -33,11 +39,8 @@ def _check_photos(tiles: list[PlacedTile], where: Path) -> None:
     for tile in tiles:
         if tile.photo in checked:
             continue
-        photo = Path(tile.photo)
-        if not photo.is_absolute():  # relative paths are relative to the list
-            photo = where.parent / photo
         try:
-            checked[tile.photo] = sha256_file(photo)
+            checked[tile.photo] = sha256_file(_photo_path(tile, where))
         except OSError as exc:
             raise MosaicError(f"{where}: photo {tile.photo} (row {tile.row}, column "
                               f"{tile.column}) cannot be read: {exc.strerror or exc}") from None
@@ -70,8 +73,7 @@ def render(
     rows, cols = grid_of(tiles)
     width, height = cols * tile_px, rows * tile_px
     layout = Layout(rows, cols, tile_px, (0, 0, width, height), (width, height))
-    sources = [(str(Path(tile.photo) if Path(tile.photo).is_absolute()
-                    else placement.parent / tile.photo), tile.box) for tile in tiles]
+    sources = [(str(_photo_path(tile, placement)), tile.box) for tile in tiles]
     out.parent.mkdir(parents=True, exist_ok=True)
     render_mosaic(layout, sources, out, dpi=dpi)
     typer.echo(f"mosaic: {out} ({width}x{height} px, {rows}x{cols} tiles) in "

@@ -86,7 +86,7 @@ def closest_copies(photo_of_tile: np.ndarray, grid: Grid) -> int | None:
 
 def _window_rows(grid: Grid, min_distance: int) -> sparse.csr_matrix:
     """One row per D x D window (clipped to the grid) over the tiles it holds."""
-    height, width = min(min_distance, grid.rows), min(min_distance, grid.cols)
+    height, width = _window_shape(grid, min_distance)
     tops, lefts = np.meshgrid(np.arange(grid.rows - height + 1),
                               np.arange(grid.cols - width + 1), indexing="ij")
     down, across = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")

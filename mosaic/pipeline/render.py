@@ -21,10 +21,9 @@ from mosaic.placement import PlacedTile
 from mosaic.render import render_mosaic
 
 
-def _tile_photos(chosen: AssignResult, records: list[PhotoRecord]
-                 ) -> list[tuple[PhotoRecord, Box]]:
+def _tile_photos(chosen: AssignResult, photo_of_tile: np.ndarray,
+                 records: list[PhotoRecord]) -> list[tuple[PhotoRecord, Box]]:
     """Each tile's photo record and crop box, row by row."""
-    photo_of_tile = load_assignment(chosen.assignment).photo_of_tile
     crops = (np.load(chosen.tile_crop.path, allow_pickle=False)
              if chosen.tile_crop is not None else np.zeros(len(photo_of_tile), np.int64))
     return [(records[photo], records[photo].boxes[int(crop)])
@@ -35,12 +34,12 @@ def placed_tiles(chosen: AssignResult, library: LibraryResult, target: TargetRes
                  weights: WeightsResult) -> list[PlacedTile]:
     """The placement list of ``chosen``: each tile's photo, crop, cost and weight."""
     cols = target.layout.cols
-    tile_cost = load_assignment(chosen.assignment).tile_cost
+    assignment = load_assignment(chosen.assignment)
     weight = np.load(weights.weights.path, allow_pickle=False).reshape(-1)
     return [PlacedTile(index // cols, index % cols, record.path, record.sha256, box,
-                       float(tile_cost[index]), float(weight[index]))
-            for index, (record, box) in enumerate(
-                _tile_photos(chosen, load_records(library.manifest.path)))]
+                       float(assignment.tile_cost[index]), float(weight[index]))
+            for index, (record, box) in enumerate(_tile_photos(
+                chosen, assignment.photo_of_tile, load_records(library.manifest.path)))]
 
 
 def render(chosen: AssignResult, library: LibraryResult, target: TargetResult, out: str,
@@ -48,8 +47,9 @@ def render(chosen: AssignResult, library: LibraryResult, target: TargetResult, o
     """Draw the mosaic into ``out`` (written atomically, carrying this tool's mark)."""
     started = time.perf_counter()
     layout = target.layout
-    sources = [(record.path, box)
-               for record, box in _tile_photos(chosen, load_records(library.manifest.path))]
+    photo_of_tile = load_assignment(chosen.assignment).photo_of_tile
+    sources = [(record.path, box) for record, box in
+               _tile_photos(chosen, photo_of_tile, load_records(library.manifest.path))]
     path = render_mosaic(layout, sources, out, dpi=dpi)
     width, height = layout.output_size
     return RenderResult(FileRef.of(path), width, height, time.perf_counter() - started)
