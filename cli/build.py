@@ -202,7 +202,7 @@ def summarise(metrics: dict[str, Any], metrics_path: Path, report_path: Path, se
         f"{quality.get('ssim', float('nan')):.3f}"
         + (f", face tiles {face:.4f}" if face is not None else ""),
         f"metrics: {metrics_path}",
-        f"report:  {report_path}",
+        f"report:  {metrics.get('report_html') or report_path}",
         *([f"placement list: {metrics['placement_list']}"] if "placement_list" in metrics
           else []),
         f"time:    {seconds:.1f} s",

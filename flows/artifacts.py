@@ -18,7 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 
 from mosaic.pipeline.results import ReportResult, RunTimes
 
@@ -226,6 +230,11 @@ def publish_build_artifacts(reported: ReportResult, times: RunTimes) -> None:
     report_dir = Path(reported.report).parent
     create_markdown_artifact(markdown=self_contained(reported.markdown, report_dir),
                              key="mosaic-report", description=build_description(metrics))
+    if metrics.get("report_html"):
+        page = Path(metrics["report_html"]).resolve()
+        create_link_artifact(link=page.as_uri(), link_text=f"HTML report: {page}",
+                             key="mosaic-report-html",
+                             description="The report with its figures, one file to open")
     steps = dict(times.seconds)
     steps["report"] = max(0.0, times.total - float(metrics["timings"]["total"]))
     create_table_artifact(table=timing_rows(steps, times.cached, times.total),

@@ -40,6 +40,8 @@ TEXT_MARK = f"<!-- written by {MARK} -->"
 """First line of every text output (markdown, HTML)."""
 _SOFTWARE = 0x0131
 """The EXIF (TIFF) ``Software`` tag."""
+_DESCRIPTION = 0x010E
+"""The TIFF ``ImageDescription`` tag."""
 
 OUTPUT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF",
                   ".tiff": "TIFF", ".webp": "WEBP"}
@@ -96,8 +98,26 @@ def carries_mark(path: str | os.PathLike[str]) -> bool:
                 return handle.read(len(TEXT_MARK) + 3).decode("utf-8", "replace").lstrip(
                     "\ufeff").startswith(TEXT_MARK)
         with Image.open(file) as image:
-            return str(image.getexif().get(_SOFTWARE, "")).startswith(MARK)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            exif = image.getexif()
+            # libvips writes no EXIF into a TIFF: its ImageDescription carries the mark.
+            return any(str(exif.get(tag, "")).startswith(MARK)
+                       for tag in (_SOFTWARE, _DESCRIPTION))
+    except Image.DecompressionBombError:
+        return _vips_mark(file)  # a poster too big for Pillow's guard: read the header only
+    except (OSError, ValueError, SyntaxError):
+        return False
+
+
+def _vips_mark(file: Path) -> bool:
+    """Whether libvips finds the mark in an image's header (it decodes no pixels)."""
+    import pyvips  # only for posters too big for Pillow
+
+    try:
+        image = pyvips.Image.new_from_file(str(file))
+        fields = set(image.get_fields())
+        return any(str(image.get(name)).startswith(MARK)
+                   for name in ("exif-ifd0-Software", "image-description") if name in fields)
+    except pyvips.Error:
         return False
 
 

@@ -1,39 +1,68 @@
-"""Composing the mosaic at print resolution."""
+"""Composing the mosaic at print resolution, in bounded memory, resumable.
+
+The tiles are drawn one row at a time into row files (:mod:`mosaic.strips`), then libvips
+streams the rows into the output (:mod:`mosaic.poster`): memory stays at a few rows of
+tiles whatever the poster's size, a stopped render resumes at its first missing row, and
+the quality figures come from a copy shrunk while drawing, never from the output.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
+import numpy as np
 
-from mosaic.errors import MosaicError
-from mosaic.files import OutputError, atomic_path
-from mosaic.images import DEFAULT_MAX_PIXELS, Box, crop_resize, open_rgb
+from mosaic.files import OutputError, describe_os_error
 from mosaic.layout import Layout
-from mosaic.machine import map_in_threads
-from mosaic.outputs import check_output_format, check_output_pixels, check_replaceable, image_exif
+from mosaic.outputs import check_output_format, check_replaceable
+from mosaic.poster import poster_image, save_poster
+from mosaic.processes import private_dir, remove_private_dir
 from mosaic.progress import stage
+from mosaic.report import QUALITY_CELL
+from mosaic.strips import StripFolder, TileSource, draw_rows, render_tile, strips_key
 
-JPEG_QUALITY = 92
+__all__ = ["PREVIEW_HEIGHT", "Poster", "preview_cell", "render_mosaic", "render_tile"]
 
 
-def render_tile(path: str, box: Box, tile_px: int, max_pixels: int = DEFAULT_MAX_PIXELS
-                ) -> Image.Image:
-    """One photo cropped to ``box`` and resized (Lanczos) to a ``tile_px`` square."""
-    image = open_rgb(path, max_pixels=max_pixels, draft_size=tile_px * 2)
-    return crop_resize(image, box, tile_px, Image.Resampling.LANCZOS)
+@dataclass(frozen=True)
+class Poster:
+    """A written poster, and two copies of it shrunk while drawing (without the bleed)."""
+
+    path: Path
+    width: int
+    height: int
+    """Pixels, the bleed included."""
+    quality: np.ndarray
+    """uint8, :data:`~mosaic.report.QUALITY_CELL` pixels a tile: for the quality figures."""
+    preview: np.ndarray
+    """uint8, about :data:`PREVIEW_HEIGHT` pixels tall (at least the quality copy): for
+    the report's pictures."""
+
+
+PREVIEW_HEIGHT = 480
+
+
+def preview_cell(layout: Layout) -> int:
+    """Pixels a tile in the preview: enough for :data:`PREVIEW_HEIGHT`, at most a tile."""
+    wanted = -(-PREVIEW_HEIGHT // layout.rows)
+    return max(QUALITY_CELL, min(wanted, layout.tile_px))
 
 
 def render_mosaic(
     layout: Layout,
-    tile_sources: Sequence[tuple[str, Box]],
+    tile_sources: Sequence[TileSource],
     out_path: str | os.PathLike[str],
     dpi: float | None = None,
     workers: int | None = None,
-) -> Path:
-    """Draw every tile's photo and save the mosaic atomically.
+    rows_root: str | os.PathLike[str] | None = None,
+    identity: Sequence[str] = (),
+    bleed_px: int = 0,
+) -> Poster:
+    """Draw every tile's photo and write the poster atomically.
 
     Parameters
     ----------
@@ -42,16 +71,24 @@ def render_mosaic(
     tile_sources : sequence of (str, Box)
         For each tile, row by row: the photo file and its crop box.
     out_path : path-like
-        Output image; the format follows the suffix (.jpg, .png, .tif...).
+        Output image; the format follows the suffix (.jpg, .png, .tif, .webp).
     dpi : float, optional
         Stored in the file's metadata for printing.
     workers : int, optional
         Decoding threads (default: the CPU count).
+    rows_root : path-like, optional
+        A folder of the run where the drawn rows are kept until the poster is written,
+        so that a stopped render resumes; without it they go to a private folder next to
+        the output, removed when the render ends.
+    identity : sequence of str
+        What the paths do not say about the photos (their SHA-256): rows drawn from
+        other bytes are drawn again.
+    bleed_px : int
+        Pixels of mirrored margin on every side, for the print shop's trim.
 
     Returns
     -------
-    pathlib.Path
-        ``out_path``.
+    Poster
 
     Raises
     ------
@@ -60,47 +97,38 @@ def render_mosaic(
     """
     if len(tile_sources) != layout.tiles:
         raise ValueError(f"{len(tile_sources)} tile photos for {layout.tiles} tiles")
-    width, height = layout.output_size
-    canvas = Image.new("RGB", (width, height))
-    size = layout.tile_px
-
-    def draw(item: tuple[str, Box]) -> Image.Image:
-        return render_tile(item[0], item[1], size)
-
-    with stage("render", layout.tiles) as advance:
-        for index, tile in enumerate(map_in_threads(draw, tile_sources, workers)):
-            row, col = divmod(index, layout.cols)
-            canvas.paste(tile, (col * size, row * size))
-            advance(1)
     out = Path(out_path)
-    save_image(canvas, out, dpi)
-    return out
-
-
-def save_image(image: Image.Image, out: Path, dpi: float | None = None) -> None:
-    """Save a poster atomically in the format its suffix names, with this tool's mark.
-
-    Raises
-    ------
-    MosaicError
-        The format cannot hold it, a file of the user's appeared at ``out`` meanwhile,
-        or the file cannot be written.
-    """
     fmt = check_output_format(out)
-    width, height = image.size
-    check_output_pixels(width, height, fmt, memory_budget=2**63)
     check_replaceable(out, "`out`")
-    options: dict[str, object] = {"exif": image_exif()}
-    if fmt == "JPEG":
-        options.update(quality=JPEG_QUALITY, subsampling=0, optimize=True)
-    if fmt == "TIFF" and 3 * width * height >= 2**32 - 2**24:
-        options["big_tiff"] = True  # classic TIFF stops at 4 GB
-    if dpi:
-        options["dpi"] = (dpi, dpi)
+    key = strips_key(tile_sources, layout.tile_px, identity)
+    width = layout.output_size[0]
+    private = rows_root is None
     try:
-        with atomic_path(out) as tmp:
-            image.save(tmp, format=fmt, **options)
-    except OutputError:
-        raise
-    except (OSError, KeyError, ValueError) as exc:
-        raise MosaicError(f"cannot write {out}: {exc}") from None
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(describe_os_error(exc, out)) from None
+    folder = private_dir("render", root=out.parent) if private else _own_folder(rows_root, key)
+    strips = StripFolder(folder, key, width, layout.tile_px)
+    try:
+        strips.prepare()
+        with stage("render", layout.tiles) as advance:
+            quality, preview = draw_rows(strips, layout.cols, tile_sources,
+                                         (QUALITY_CELL, preview_cell(layout)), advance, workers)
+        image = poster_image(strips, layout.rows, bleed_px, dpi)
+        with stage("write poster", 100) as advance:
+            save_poster(image, out, fmt, advance)
+    finally:
+        if private:
+            remove_private_dir(folder)
+    strips.remove()
+    return Poster(out, image.width, image.height, quality, preview)
+
+
+def _own_folder(root: str | os.PathLike[str], key: str) -> Path:
+    """``root/<key>``, after removing the rows of other posters (a run folder's own)."""
+    base = Path(root)
+    if base.is_dir():
+        for entry in base.iterdir():
+            if entry.name != key[:16] and entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+    return base / key[:16]

@@ -338,7 +338,9 @@ def _pictures_section(target: Image.Image, methods: Sequence[MethodRun]) -> str:
         caption = f"{method.label}: mean error {_cost(method.mean_cost)}"
         figures.append(_figure(_img(_jpeg_uri(method.picture), f"Mosaic, {method.label}",
                                     _display_size(method.picture)), caption))
-    return ('<h2>Target and mosaics</h2><div class="row">' + "".join(figures) + "</div>")
+    return ('<h2>Target and mosaics</h2><p>Each mosaic is drawn from the thumbnails its photos '
+            'were scored with, so the methods are compared as the solver saw them.</p>'
+            '<div class="row">' + "".join(figures) + "</div>")
 
 
 def _cost_label(metrics: Mapping[str, Any]) -> str:

@@ -25,7 +25,7 @@ from pydantic_core import to_jsonable_python
 
 from mosaic.files import FileRef, hash_jsonable
 
-STEP_VERSION = "3"
+STEP_VERSION = "4"
 """Bump when a step's output format or meaning changes, to invalidate old caches."""
 GENERATIONS = 64
 """Keys tried per input set before giving up on the cache (one per deletion of outputs)."""

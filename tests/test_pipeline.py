@@ -110,7 +110,7 @@ def render_and_report(inputs: tuple[Path, Path], workdir: Path, out_name: str
                             out=str(workdir / out_name), workdir=str(workdir),
                             grid="4x5", tile_px=8, crops=3, feature_size=8,
                             weights="none").resolved()
-    drawn = render.render(solved, loaded, prepared, options.out, None)
+    drawn = render.render(solved, loaded, prepared, options.out, None, str(workdir))
     plan = assign.plan("optimal", 20, PHOTOS, 3, 8, options.scale)
     written = report.report(options, FileRef.of(target_path), loaded, None, prepared, weighed,
                             plan, [solved], drawn, RunTimes({"solve": 0.5}, (), 1.0))
@@ -125,6 +125,8 @@ def test_render_and_report_need_only_the_results(inputs, tmp_path):
     assert on_disk["mean_cost"] == pytest.approx(solved.mean_cost)
     assert on_disk["timings"]["solve"] == 0.5 and on_disk["generator"].startswith("photo-mosaic")
     assert Path(written.report).is_file()
+    page = Path(on_disk["report_html"]).read_text(encoding="utf-8")
+    assert "data:image/png;base64," in page and "optimal, unweighted: mean error" in page
 
 
 def test_a_whole_build_runs_from_the_stages_without_importing_prefect(inputs, tmp_path):
@@ -137,7 +139,8 @@ from pathlib import Path
 from mosaic.pipeline import render
 loaded, prepared, _, _, solved = _stages(Path({str(photos)!r}), Path({str(target_path)!r}),
                                          Path({str(tmp_path)!r}), "auto")
-render.render(solved, loaded, prepared, {str(tmp_path / "poster.png")!r}, None)
+render.render(solved, loaded, prepared, {str(tmp_path / "poster.png")!r}, None,
+              {str(tmp_path)!r})
 print(sorted(name for name in sys.modules if name.split(".")[0] in
              ("prefect", "flows", "tasks", "cli")))
 """

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
-from mosaic.files import FileRef
+from mosaic.files import FileRef, save_npy_atomic
 from mosaic.images import Box
 from mosaic.library import PhotoRecord, load_records
+from mosaic.pipeline import stage_folder
 from mosaic.pipeline.assign import load_assignment
 from mosaic.pipeline.results import (
     AssignResult,
@@ -43,13 +45,23 @@ def placed_tiles(chosen: AssignResult, library: LibraryResult, target: TargetRes
 
 
 def render(chosen: AssignResult, library: LibraryResult, target: TargetResult, out: str,
-           dpi: float | None) -> RenderResult:
-    """Draw the mosaic into ``out`` (written atomically, carrying this tool's mark)."""
+           dpi: float | None, workdir: str, bleed_px: int = 0) -> RenderResult:
+    """Draw the mosaic into ``out`` (written atomically, carrying this tool's mark).
+
+    The rows drawn are kept under ``WORKDIR/render-rows`` until the poster is written, so
+    a stopped render resumes; the shrunk copies go to ``WORKDIR/render/<key>``.
+    """
     started = time.perf_counter()
-    layout = target.layout
     photo_of_tile = load_assignment(chosen.assignment).photo_of_tile
-    sources = [(record.path, box) for record, box in
-               _tile_photos(chosen, photo_of_tile, load_records(library.manifest.path))]
-    path = render_mosaic(layout, sources, out, dpi=dpi)
-    width, height = layout.output_size
-    return RenderResult(FileRef.of(path), width, height, time.perf_counter() - started)
+    tiles = _tile_photos(chosen, photo_of_tile, load_records(library.manifest.path))
+    poster = render_mosaic(target.layout, [(record.path, box) for record, box in tiles], out,
+                           dpi=dpi, rows_root=Path(workdir) / "render-rows",
+                           identity=[record.sha256 for record, _ in tiles], bleed_px=bleed_px)
+    folder = stage_folder(workdir, "render", chosen.assignment.sha256,
+                          chosen.tile_crop.sha256 if chosen.tile_crop else None,
+                          library.manifest.sha256, target.layout.tile_px)
+    save_npy_atomic(folder / "quality.npy", poster.quality)
+    save_npy_atomic(folder / "preview.npy", poster.preview)
+    return RenderResult(FileRef.of(poster.path), poster.width, poster.height,
+                        time.perf_counter() - started, FileRef.of(folder / "quality.npy"),
+                        FileRef.of(folder / "preview.npy"), bleed_px)

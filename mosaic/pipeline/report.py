@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from mosaic.assign.spacing import Grid, closest_copies
 from mosaic.files import FileRef, write_json_atomic
 from mosaic.images import open_rgb
 from mosaic.importance import class_costs, weight_map_image
+from mosaic.layout import Layout
 from mosaic.machine import peak_memory_bytes
 from mosaic.options import BuildOptions
 from mosaic.outputs import check_replaceable, json_mark
@@ -44,6 +46,7 @@ from mosaic.report import (
     side_by_side,
     write_report,
 )
+from mosaic.report_html import MethodRun, method_picture, report_html, write_report_html
 
 _COMPARED = ("method", "objective", "mean_cost", "seconds")
 
@@ -92,6 +95,28 @@ def build_metrics(options: BuildOptions, library: LibraryResult, people: PeopleR
     }
 
 
+_PICTURE_WIDTH = 1440
+"""Widest method picture the HTML report draws (its thumbnails are thinned beyond)."""
+
+
+def method_runs(compared: Sequence[AssignResult], comparison: Sequence[dict[str, Any]],
+                library: LibraryResult, layout: Layout) -> list[MethodRun]:
+    """The solves the HTML report compares, each with its mosaic drawn from thumbnails."""
+    thumbs = np.load(library.thumbs.path, mmap_mode="r", allow_pickle=False)
+    stride = max(1, -(-layout.cols * thumbs.shape[-2] // _PICTURE_WIDTH))
+    thumbs = thumbs[..., ::stride, ::stride, :]
+    runs = []
+    for solve, entry in zip(compared, comparison, strict=True):
+        assignment = load_assignment(solve.assignment)
+        crops = (np.load(solve.tile_crop.path, allow_pickle=False)
+                 if solve.tile_crop is not None else None)
+        picture = method_picture(thumbs, assignment.photo_of_tile, crops, layout.rows,
+                                 layout.cols)
+        runs.append(MethodRun(solve.method, solve.mean_cost, solve.objective, solve.seconds,
+                              assignment.tile_cost, picture, entry.get("class_costs")))
+    return runs
+
+
 def report(options: BuildOptions, target_file: FileRef, library: LibraryResult,
            people: PeopleResult | None, target: TargetResult, weights: WeightsResult,
            plan: AssignPlan, compared: Sequence[AssignResult], rendered: RenderResult,
@@ -120,8 +145,9 @@ def report(options: BuildOptions, target_file: FileRef, library: LibraryResult,
     metrics = {**json_mark(), **build_metrics(options, library, people, target, weights, plan,
                                               chosen, rendered, times)}
     target_crop = open_rgb(target_file.path).crop(layout.crop)
-    mosaic_image = open_rgb(rendered.mosaic.path, max_pixels=10 ** 10)
-    metrics["quality"] = mosaic_quality(mosaic_image, target_crop, layout.rows, layout.cols)
+    # The copies shrunk while drawing: the poster itself may be far too big to reopen.
+    shrunk = Image.fromarray(np.load(rendered.quality.path, allow_pickle=False))
+    metrics["quality"] = mosaic_quality(shrunk, target_crop, layout.rows, layout.cols)
     classes = np.load(weights.classes.path, allow_pickle=False)
     tile_cost = load_assignment(chosen.assignment).tile_cost
     metrics["class_costs"] = class_costs(tile_cost, classes)
@@ -133,10 +159,12 @@ def report(options: BuildOptions, target_file: FileRef, library: LibraryResult,
     check_replaceable(folder / "placement.csv", "the placement list")
     write_placement(folder / "placement.csv", placed_tiles(chosen, library, target, weights))
     metrics["placement_list"] = str(folder / "placement.csv")
-    save_image_atomic(side_by_side(target_crop, mosaic_image), folder / "comparison.jpg")
+    preview = Image.fromarray(np.load(rendered.preview.path, allow_pickle=False))
+    save_image_atomic(side_by_side(target_crop, preview), folder / "comparison.jpg")
     save_image_atomic(heat_map(tile_cost, layout.rows, layout.cols), folder / "tile-costs.png")
     images = {"Target and mosaic": "comparison.jpg",
               "Cost per tile (dark = good match, yellow = poor)": "tile-costs.png"}
+    picture = None
     if not weights.uniform:
         picture = weight_map_image(open_rgb(target_file.path),
                                    np.load(weights.weights.path, allow_pickle=False),
@@ -145,6 +173,10 @@ def report(options: BuildOptions, target_file: FileRef, library: LibraryResult,
         images["Tile weights (faces and people get the best photos)"] = "weights.png"
     text = report_markdown(metrics, metrics["comparison"], tile_cost, images)
     write_report(folder / "report.md", text)
+    write_report_html(folder / "report.html", report_html(
+        metrics, target_crop, method_runs(compared, metrics["comparison"], library, layout),
+        picture, layout.rows, layout.cols))
+    metrics["report_html"] = str(folder / "report.html")
     metrics_path = str(options.metrics)
     check_replaceable(metrics_path, "`metrics`")
     write_json_atomic(metrics_path, metrics)

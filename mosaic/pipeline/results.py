@@ -139,12 +139,17 @@ class AssignResult:
 
 @dataclass(frozen=True)
 class RenderResult:
-    """The poster at print resolution."""
+    """The poster at print resolution, and copies of it shrunk while it was drawn."""
 
     mosaic: FileRef
     width: int
     height: int
     seconds: float
+    quality: FileRef
+    """The poster at 16 pixels a tile (``.npy``, uint8): what the quality figures measure."""
+    preview: FileRef
+    """The poster about 480 pixels tall (``.npy``, uint8): for the report's pictures."""
+    bleed_px: int = 0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,153 @@
+"""The poster drawn one row of tiles at a time, each row kept on disk until it is written.
+
+Holding a 400-megapixel poster in memory takes 1.2 GB (and Pillow's encoders more); a row
+of tiles is a few tens of MB. Each finished row is a raw RGB file in a folder of the run,
+written atomically, so a render that is stopped or killed restarts at the first row that
+is missing. libvips then joins the rows and streams them into the output file
+(:mod:`mosaic.poster`), reading each row from disk as it goes.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mosaic.files import atomic_path, hash_jsonable
+from mosaic.images import DEFAULT_MAX_PIXELS, Box, crop_resize, open_rgb
+from mosaic.machine import map_in_threads
+
+TileSource = tuple[str, Box]
+"""A tile's photo file and the crop box of it that fills the tile."""
+
+_KEY_FILE = "strips.key"
+
+
+def render_tile(path: str, box: Box, tile_px: int, max_pixels: int = DEFAULT_MAX_PIXELS
+                ) -> Image.Image:
+    """One photo cropped to ``box`` and resized (Lanczos) to a ``tile_px`` square."""
+    image = open_rgb(path, max_pixels=max_pixels, draft_size=tile_px * 2)
+    return crop_resize(image, box, tile_px, Image.Resampling.LANCZOS)
+
+
+@dataclass(frozen=True)
+class StripFolder:
+    """Rows of tiles on disk: ``row-NNNNN.rgb``, each ``width x tile_px`` raw RGB bytes.
+
+    ``key`` names what the rows show (the photos, crops and tile size); a folder holding
+    rows of another key is emptied before use, so a resumed render never mixes posters.
+    """
+
+    folder: Path
+    key: str
+    width: int
+    tile_px: int
+
+    def row_path(self, row: int) -> Path:
+        """The file of row ``row``."""
+        return self.folder / f"row-{row:05d}.rgb"
+
+    def has_row(self, row: int) -> bool:
+        """Whether row ``row`` was written in full (atomic writes leave nothing partial)."""
+        path = self.row_path(row)
+        return path.is_file() and path.stat().st_size == self.row_bytes
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of one row."""
+        return self.width * self.tile_px * 3
+
+    def prepare(self) -> None:
+        """Create the folder; empty it first when it holds another poster's rows."""
+        key_file = self.folder / _KEY_FILE
+        if self.folder.is_dir() and (not key_file.is_file()
+                                     or key_file.read_text(encoding="ascii") != self.key):
+            shutil.rmtree(self.folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if not key_file.is_file():
+            with atomic_path(key_file) as tmp:
+                tmp.write_text(self.key, encoding="ascii")
+
+    def write_row(self, row: int, image: Image.Image) -> None:
+        """Store one drawn row atomically."""
+        with atomic_path(self.row_path(row)) as tmp:
+            tmp.write_bytes(image.tobytes())
+
+    def read_row(self, row: int) -> Image.Image:
+        """A stored row as an image."""
+        data = self.row_path(row).read_bytes()
+        return Image.frombytes("RGB", (self.width, self.tile_px), data)
+
+    def remove(self) -> None:
+        """Delete the folder and its rows (after the poster is written)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def strips_key(sources: Sequence[TileSource], tile_px: int, identity: Sequence[str] = ()
+               ) -> str:
+    """A key naming the rows of a poster: its tiles' files, crops and size.
+
+    ``identity`` adds what the paths do not say (each photo's SHA-256), so a photo
+    replaced at the same path is drawn again.
+    """
+    return hash_jsonable([tile_px, [[path, list(box)] for path, box in sources],
+                          list(identity)])
+
+
+def draw_rows(strips: StripFolder, cols: int, sources: Sequence[TileSource],
+              cells: Sequence[int], advance: Callable[[int], None], workers: int | None = None
+              ) -> list[np.ndarray]:
+    """Draw every missing row of tiles into ``strips``; return the poster shrunk.
+
+    Parameters
+    ----------
+    strips : StripFolder
+        Where the rows go (prepared); rows already there are kept.
+    cols : int
+        Tiles a row.
+    sources : sequence of TileSource
+        Every tile, row by row.
+    cells : sequence of int
+        Pixels a tile side in each shrunk copy (box-averaged, as the quality figures
+        shrink a poster).
+    advance : callable
+        Called with the number of tiles done, as they are done.
+    workers : int, optional
+        Decoding threads (default: the CPU count).
+
+    Returns
+    -------
+    list of ndarray of uint8, shape (rows * cell, cols * cell, 3)
+        The poster at each of ``cells`` pixels a tile, made while drawing (never by
+        reading the written poster back).
+    """
+    rows, size = len(sources) // cols, strips.tile_px
+    shrunk = [np.zeros((rows * cell, cols * cell, 3), np.uint8) for cell in cells]
+
+    def keep(row: int, image: Image.Image) -> None:
+        for cell, copy in zip(cells, shrunk, strict=True):
+            copy[row * cell:(row + 1) * cell] = np.asarray(
+                image.resize((cols * cell, cell), Image.Resampling.BOX))
+
+    missing = [row for row in range(rows) if not strips.has_row(row)]
+    for row in sorted(set(range(rows)) - set(missing)):
+        keep(row, strips.read_row(row))
+        advance(cols)
+    todo = [sources[row * cols + col] for row in missing for col in range(cols)]
+
+    def draw(item: TileSource) -> Image.Image:
+        return render_tile(item[0], item[1], size)
+
+    canvas = Image.new("RGB", (strips.width, size))
+    for index, tile in enumerate(map_in_threads(draw, todo, workers)):
+        position, col = divmod(index, cols)
+        canvas.paste(tile, (col * size, 0))
+        advance(1)
+        if col == cols - 1:
+            strips.write_row(missing[position], canvas)
+            keep(missing[position], canvas)
+    return shrunk
