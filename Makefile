@@ -10,15 +10,36 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PEERS := .venv-peers
 
-.PHONY: setup setup-bench setup-312 test-312 system-deps demo test lint bench bench-weights bench-peers bench-scale bench-faces clean ui stop-ui deploy
+.PHONY: setup viewer-assets setup-bench setup-312 test-312 system-deps demo test lint bench bench-weights bench-peers bench-scale bench-faces clean ui stop-ui deploy
 
-setup: $(STAMP)
+setup: $(STAMP) viewer-assets
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
+
+# OpenSeadragon, the Deep Zoom viewer of `--format dzi`, at package-lock.json's version:
+# `npm ci` when node_modules/openseadragon is missing or older than the lock, then its
+# script, button images and licence go to mosaic/viewer_assets/ (built, not committed).
+OSD_MODULE := node_modules/openseadragon
+OSD_BUILD := $(OSD_MODULE)/build/openseadragon
+VIEWER_ASSETS := mosaic/viewer_assets/openseadragon
+
+viewer-assets: $(VIEWER_ASSETS)/openseadragon.min.js
+
+$(OSD_MODULE): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm not found: install Node.js and npm" \
+	  "(Debian: apt-get install nodejs npm) for the Deep Zoom viewer" >&2; exit 1; }
+	npm ci --no-audit --no-fund
+	@touch $@
+
+# The script is copied last: it is the target, so a copy cut short is redone.
+$(VIEWER_ASSETS)/openseadragon.min.js: $(OSD_MODULE)
+	@rm -rf $(VIEWER_ASSETS) && mkdir -p $(VIEWER_ASSETS)
+	cp -R $(OSD_BUILD)/images $(OSD_MODULE)/LICENSE.txt $(VIEWER_ASSETS)/
+	cp $(OSD_BUILD)/openseadragon.min.js $@
 
 # The benchmarks also need the `bench` extra (lapx, the reference solver).
 setup-bench: $(BENCH_STAMP)
