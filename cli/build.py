@@ -45,7 +45,8 @@ def run_build(options: Any, quiet: bool) -> dict[str, Any]:
 
 def build(
     target: Annotated[Path, typer.Option(help="The picture the mosaic reproduces.")],
-    out: Annotated[Path, typer.Option(help="Output image (.jpg, .png, .tif).")],
+    out: Annotated[Path, typer.Option(help="Output image (.jpg, .png, .tif, .webp), or the "
+                                      "folder of --format dzi.")],
     photos: Annotated[Optional[Path], typer.Option(
         help="Folder of photos (searched recursively).")] = None,
     instagram: Annotated[Optional[str], typer.Option(
@@ -69,6 +70,13 @@ def build(
     tile_px: Annotated[Optional[int], typer.Option(
         help="Tile side in output pixels (default 100, or what --size and --dpi give).")
     ] = None,
+    bleed: Annotated[Optional[str], typer.Option(
+        help="Margin for the print shop's trim on every side, e.g. 3mm (with --size and "
+             "--dpi) or 40px: the edge tiles mirrored outwards.")] = None,
+    format: Annotated[str, typer.Option(
+        "--format", metavar="auto|dzi", help="auto: the image format --out's suffix names; "
+        "dzi: a Deep Zoom folder with viewer.html, to zoom into every photo from disk or "
+        "any web server.")] = "auto",
     method: Annotated[str, typer.Option(
         help="auto (dense exact while the matrix fits --max-memory, else regional), "
              "optimal (exact assignment), regional (regions solved exactly and stitched, "

@@ -126,6 +126,48 @@ def parse_size(text: str) -> tuple[PosterSize, bool]:
     return PosterSize(width * scale, height * scale, "mm", key), False
 
 
+_LENGTH_PATTERN = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(mm|cm|in|px)\s*$", re.IGNORECASE)
+MAX_BLEED_MM = 50.0
+"""Most bleed accepted: print shops ask for 2-5 mm; more is a typo."""
+
+
+def parse_bleed(text: str, dpi: float | None) -> int:
+    """Pixels of bleed for a length such as ``3mm``, ``0.125in`` or ``40px``.
+
+    Parameters
+    ----------
+    text : str
+        A number and a unit (mm, cm, in or px).
+    dpi : float, optional
+        The print resolution; needed for physical units.
+
+    Returns
+    -------
+    int
+        The bleed in output pixels, rounded.
+
+    Raises
+    ------
+    MosaicError
+        Not a length, a physical length without ``dpi``, or more than 50 mm.
+    """
+    match = _LENGTH_PATTERN.match(text)
+    if not match:
+        raise MosaicError(f"`bleed` {text!r} is not understood: give a length such as 3mm, "
+                          "0.125in or 40px")
+    amount, unit = float(match[1]), match[2].lower()
+    if unit == "px":
+        return round(amount)
+    if dpi is None:
+        raise MosaicError(f"`bleed` {text!r} is a physical length: it needs `size` and `dpi` "
+                          "(or give it in px)")
+    millimetres = amount * MM_PER_UNIT[unit]
+    if millimetres > MAX_BLEED_MM:
+        raise MosaicError(f"`bleed` {text!r} is over {MAX_BLEED_MM:g} mm; print shops ask "
+                          "for 2-5 mm")
+    return round(millimetres / 25.4 * dpi)
+
+
 def parse_grid(text: str) -> tuple[int, int]:
     """Parse ``ROWSxCOLS`` into (rows, cols); both at least 1.
 

@@ -27,7 +27,7 @@ from mosaic.importance import (
     DEFAULT_PERSON_WEIGHT,
     check_segmenter,
 )
-from mosaic.layout import Layout, parse_grid, parse_size, plan_layout
+from mosaic.layout import Layout, parse_bleed, parse_grid, parse_size, plan_layout
 
 DEFAULT_CROPS = 7
 """Seven crop candidates beat phomo's optimal mode on tile error and SSIM on every shared
@@ -104,8 +104,14 @@ class BuildOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     target: str = Field(description="The picture the mosaic reproduces.")
-    out: str = Field(description="The mosaic: .jpg, .png, .tif or .webp. {username} is the "
-                     "account of `instagram`.")
+    out: str = Field(description="The mosaic: .jpg, .png, .tif or .webp (a folder with "
+                     "format dzi). {username} is the account of `instagram`.")
+    format: Literal["auto", "dzi"] = Field("auto", description="auto: the image format "
+                                           "out's suffix names; dzi: a Deep Zoom folder "
+                                           "with an offline viewer.html.")
+    bleed: str | None = Field(None, description="Margin added on every side for trimming, "
+                              "e.g. 3mm (needs size and dpi) or 40px: the edge tiles "
+                              "mirrored outwards.")
     photos: str | None = Field(None, description="Folder of photos (searched recursively).")
     instagram: str | None = Field(None, description="Use the photos saved for this Instagram "
                                   "account (mosaic-runs/instagram-NAME/photos) instead.")
@@ -197,6 +203,8 @@ class BuildOptions(BaseModel):
             raise MosaicError("give `grid` or `tiles`, not both")
         if self.dpi is not None and self.size is None:
             raise MosaicError("`dpi` needs `size` (a physical poster size)")
+        if self.bleed is not None:
+            parse_bleed(self.bleed, self.dpi)
         if self.photos is None and self.instagram is None:
             raise MosaicError("give `photos` (a folder) or `instagram` (an account)")
         if self.weights != "none":
@@ -213,6 +221,11 @@ class BuildOptions(BaseModel):
         """The grid and size options, for the target stage."""
         return LayoutRequest(self.grid, self.tiles, self.size, self.dpi, self.tile_px,
                              self.max_uses, self.min_repeat_distance)
+
+    @property
+    def bleed_px(self) -> int:
+        """The bleed in output pixels (0 without one)."""
+        return parse_bleed(self.bleed, self.dpi) if self.bleed else 0
 
     @property
     def weighting(self) -> WeightRequest:

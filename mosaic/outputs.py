@@ -46,7 +46,8 @@ _DESCRIPTION = 0x010E
 OUTPUT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF",
                   ".tiff": "TIFF", ".webp": "WEBP"}
 """Suffixes a mosaic can be written as, and Pillow's format for each."""
-MAX_SIDE = {"JPEG": 65_500, "WEBP": 16_383, "PNG": 2**31 - 1, "TIFF": 2**31 - 1}
+MAX_SIDE = {"JPEG": 65_500, "WEBP": 16_383, "PNG": 2**31 - 1, "TIFF": 2**31 - 1,
+            "DZI": 2**31 - 1}
 """Longest side each format can hold, in pixels (libjpeg's and libwebp's limits)."""
 
 RUN_MARKER = ".photo-mosaic-run"
@@ -181,11 +182,11 @@ def check_output_format(path: str | os.PathLike[str], what: str = "`out`") -> st
 
 
 def check_output_pixels(width: int, height: int, fmt: str, memory_budget: int,
-                        what: str = "the mosaic") -> None:
+                        tile_px: int, what: str = "the mosaic") -> None:
     """Refuse a poster the format cannot hold or the memory budget cannot render.
 
-    The render holds the whole poster in memory and the report reads it back, so it
-    needs about six bytes a pixel.
+    The render holds a few rows of tiles at a time (:func:`render_bytes`), whatever the
+    poster's height.
 
     Raises
     ------
@@ -197,7 +198,7 @@ def check_output_pixels(width: int, height: int, fmt: str, memory_budget: int,
         raise MosaicError(f"{what} would be {width:,} x {height:,} px, over {fmt}'s limit of "
                           f"{limit:,} px a side; lower `dpi`, `tile_px` or `size`, or use "
                           ".tif")
-    needed = render_bytes(width, height)
+    needed = render_bytes(width, tile_px)
     if needed > memory_budget:
         raise MosaicError(f"{what} would be {width:,} x {height:,} px "
                           f"({width * height / 1e6:,.0f} MP): rendering it needs about "
@@ -206,9 +207,15 @@ def check_output_pixels(width: int, height: int, fmt: str, memory_budget: int,
                           "or raise `max_memory`")
 
 
-def render_bytes(width: int, height: int) -> int:
-    """Memory the render and the report need for a ``width`` x ``height`` poster."""
-    return 6 * width * height
+def render_bytes(width: int, tile_px: int) -> int:
+    """Memory the render needs for a poster ``width`` pixels wide of ``tile_px`` tiles.
+
+    The row being drawn and its copy on the way to disk, libvips' buffers of about two
+    rows, the tiles being decoded (photos opened at twice the tile size), and the
+    interpreter and libraries.
+    """
+    row = 3 * width * tile_px
+    return 4 * row + 64 * 3 * (2 * tile_px) ** 2 + 2**28
 
 
 def _same_file(first: Path, second: Path) -> bool:

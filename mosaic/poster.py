@@ -104,18 +104,30 @@ def save_poster(image: pyvips.Image, out: Path, fmt: str,
     if fmt == "TIFF" and 3 * image.width * image.height >= _BIG_TIFF:
         options["bigtiff"] = True
     with atomic_path(out) as tmp:
-        run_stoppable(image, lambda: getattr(image, method)(str(tmp), **options), out,
-                      advance)
+        try:
+            run_stoppable(image, lambda: getattr(image, method)(str(tmp), **options),
+                          advance)
+        except pyvips.Error as exc:
+            raise _write_error(exc, out) from None
 
 
-def run_stoppable(image: pyvips.Image, write: Callable[[], object], out: Path,
+def run_stoppable(image: pyvips.Image, write: Callable[[], object],
                   advance: Callable[[int], None] | None = None) -> None:
     """Run libvips' ``write`` of ``image`` in a thread; a stop in the main thread kills it.
 
+    Parameters
+    ----------
+    image : pyvips.Image
+        What ``write`` computes (it is killed on a stop).
+    write : callable
+        The libvips call that writes it.
+    advance : callable, optional
+        Called with each percent written.
+
     Raises
     ------
-    MosaicError
-        libvips failed; the message names ``out``.
+    pyvips.Error
+        libvips failed.
     """
     failure: list[pyvips.Error] = []
     percent = [0]
@@ -145,7 +157,7 @@ def run_stoppable(image: pyvips.Image, write: Callable[[], object], out: Path,
     if advance is not None and reported < 100 and not failure:
         advance(100 - reported)
     if failure:
-        raise _write_error(failure[0], out)
+        raise failure[0]
 
 
 def _write_error(exc: pyvips.Error, out: Path) -> MosaicError:

@@ -26,6 +26,7 @@ from mosaic.outputs import (
 )
 from mosaic.pipeline.assign import plan as plan_assignment
 from mosaic.sources.folder import scan_photo_folder
+from mosaic.viewer import check_deep_zoom_out, viewer_assets
 
 REPORT_BYTES = 8_000_000
 """Room for the report, its pictures and Prefect's small result files."""
@@ -61,7 +62,8 @@ class BuildPlan:
 def output_bytes(width: int, height: int, output_format: str) -> int:
     """A generous estimate of the poster's file size (uncompressed for TIFF and PNG)."""
     per_pixel = 3 if output_format in {"TIFF", "PNG"} else 1
-    return per_pixel * width * height
+    pyramid = 4 / 3 if output_format == "DZI" else 1  # the levels above the full size
+    return round(pyramid * per_pixel * width * height)
 
 
 def library_bytes(photos: int, crops: int, feature_size: int) -> int:
@@ -111,14 +113,20 @@ def check_build(options: BuildOptions) -> BuildPlan:
     target_size = check_target(options)
     out, metrics = Path(options.out), Path(str(options.metrics))
     workdir = Path(str(options.workdir))
+    deep_zoom = options.format == "dzi"
     for path, what in ((out, "`out`"), (metrics, "`metrics`")):
-        if path.is_dir():
+        if path.is_dir() and not (deep_zoom and path == out):
             raise MosaicError(f"{what} {path} is a folder; give a file name")
     for path, what in ((workdir, "`workdir`"), (out, "`out`"), (metrics, "`metrics`")):
         check_apart(path, what, options.target, photos)
-    check_replaceable(out, "`out`")
+    if deep_zoom:
+        viewer_assets()  # before any work: the viewer's script must be installed
+        check_deep_zoom_out(out)
+        output_format = "DZI"
+    else:
+        check_replaceable(out, "`out`")
+        output_format = check_output_format(out)
     check_replaceable(metrics, "`metrics`")
-    output_format = check_output_format(out)
     run_dir = prepare_run_folder(workdir)
     for path, what in ((out, "`out`"), (metrics, "`metrics`")):
         try:
@@ -127,14 +135,16 @@ def check_build(options: BuildOptions) -> BuildPlan:
             raise MosaicError(f"{what} {path}: cannot create folder {path.parent} "
                               f"({exc.strerror or exc})") from None
     layout = options.layout.plan(target_size, len(files))
-    width, height = layout.output_size
+    bleed = options.bleed_px
+    width, height = (side + 2 * bleed for side in layout.output_size)
     # The photo files bound the distinct photos from above: a budget enough for them is
     # enough for the build (the flow checks again with the exact count).
     plan = plan_assignment(options.method, layout.tiles, len(files), options.crops,
                            options.feature_size, options.scale, max_uses=options.max_uses,
                            min_distance=options.min_repeat_distance)
-    check_output_pixels(width, height, output_format, options.scale.budget())
-    planned = {run_dir: REPORT_BYTES
+    check_output_pixels(width, height, output_format, options.scale.budget(), layout.tile_px)
+    # The drawn rows stay in the run folder until the poster is written.
+    planned = {run_dir: REPORT_BYTES + 3 * layout.output_size[0] * layout.output_size[1]
                + library_bytes(len(files), options.crops, options.feature_size)}
     if plan.dense:
         per_pair = 4 + (1 if options.crops > 1 else 0)

@@ -18,12 +18,13 @@ import numpy as np
 
 from mosaic.files import OutputError, describe_os_error
 from mosaic.layout import Layout
-from mosaic.outputs import check_output_format, check_replaceable
+from mosaic.outputs import check_output_format, check_output_pixels, check_replaceable
 from mosaic.poster import poster_image, save_poster
 from mosaic.processes import private_dir, remove_private_dir
 from mosaic.progress import stage
 from mosaic.report import QUALITY_CELL
 from mosaic.strips import StripFolder, TileSource, draw_rows, render_tile, strips_key
+from mosaic.viewer import check_deep_zoom_out, save_deep_zoom
 
 __all__ = ["PREVIEW_HEIGHT", "Poster", "preview_cell", "render_mosaic", "render_tile"]
 
@@ -33,6 +34,7 @@ class Poster:
     """A written poster, and two copies of it shrunk while drawing (without the bleed)."""
 
     path: Path
+    """The image file, or the Deep Zoom folder's ``viewer.html``."""
     width: int
     height: int
     """Pixels, the bleed included."""
@@ -61,6 +63,7 @@ def render_mosaic(
     rows_root: str | os.PathLike[str] | None = None,
     identity: Sequence[str] = (),
     bleed_px: int = 0,
+    deep_zoom: bool = False,
 ) -> Poster:
     """Draw every tile's photo and write the poster atomically.
 
@@ -85,6 +88,9 @@ def render_mosaic(
         other bytes are drawn again.
     bleed_px : int
         Pixels of mirrored margin on every side, for the print shop's trim.
+    deep_zoom : bool
+        Write ``out_path`` as a Deep Zoom folder with its viewer
+        (:func:`mosaic.viewer.save_deep_zoom`) instead of one image file.
 
     Returns
     -------
@@ -98,10 +104,15 @@ def render_mosaic(
     if len(tile_sources) != layout.tiles:
         raise ValueError(f"{len(tile_sources)} tile photos for {layout.tiles} tiles")
     out = Path(out_path)
-    fmt = check_output_format(out)
-    check_replaceable(out, "`out`")
+    if deep_zoom:
+        check_deep_zoom_out(out)
+    else:
+        fmt = check_output_format(out)
+        check_replaceable(out, "`out`")
+    width, height = layout.output_size
+    check_output_pixels(width + 2 * bleed_px, height + 2 * bleed_px,
+                        "DZI" if deep_zoom else fmt, 2**63, layout.tile_px)
     key = strips_key(tile_sources, layout.tile_px, identity)
-    width = layout.output_size[0]
     private = rows_root is None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -116,12 +127,16 @@ def render_mosaic(
                                          (QUALITY_CELL, preview_cell(layout)), advance, workers)
         image = poster_image(strips, layout.rows, bleed_px, dpi)
         with stage("write poster", 100) as advance:
-            save_poster(image, out, fmt, advance)
+            if deep_zoom:
+                written = save_deep_zoom(image, out, f"Mosaic: {out.name}", advance=advance)
+            else:
+                save_poster(image, out, fmt, advance)
+                written = out
     finally:
         if private:
             remove_private_dir(folder)
     strips.remove()
-    return Poster(out, image.width, image.height, quality, preview)
+    return Poster(written, image.width, image.height, quality, preview)
 
 
 def _own_folder(root: str | os.PathLike[str], key: str) -> Path:

@@ -25,6 +25,7 @@ import re
 import secrets
 import shutil
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -81,8 +82,8 @@ def viewer_assets() -> Path:
 
 
 def save_deep_zoom(image: pyvips.Image, out_dir: str | os.PathLike[str], title: str,
-                   tile_size: int = 254, overlap: int = 1, suffix: str = ".jpg[Q=90]"
-                   ) -> Path:
+                   tile_size: int = 254, overlap: int = 1, suffix: str = ".jpg[Q=90]",
+                   advance: Callable[[int], None] | None = None) -> Path:
     """Write a Deep Zoom folder: the pyramid of ``image`` and a viewer that opens offline.
 
     Parameters
@@ -100,6 +101,8 @@ def save_deep_zoom(image: pyvips.Image, out_dir: str | os.PathLike[str], title: 
         Pixels each tile repeats of its neighbours.
     suffix : str
         The tiles' format and options, as libvips takes them (``.jpg[Q=90]``).
+    advance : callable, optional
+        Called with each percent of the pyramid written.
 
     Returns
     -------
@@ -114,9 +117,11 @@ def save_deep_zoom(image: pyvips.Image, out_dir: str | os.PathLike[str], title: 
     """
     import pyvips
 
+    from mosaic.poster import run_stoppable
+
     out = Path(out_dir)
     assets = viewer_assets()
-    existing = _check_replaceable(out)
+    existing = check_deep_zoom_out(out)
     target = Path(os.path.abspath(out))  # ".." and "." resolved: the folder has a name
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -126,8 +131,10 @@ def save_deep_zoom(image: pyvips.Image, out_dir: str | os.PathLike[str], title: 
     build = _new_sibling(target, TEMP_SUFFIX, out)
     try:
         try:
-            image.dzsave(str(build / PYRAMID_NAME), layout="dz", tile_size=tile_size,
-                         overlap=overlap, suffix=suffix)
+            # In a thread the main one waits on: a stop signal kills libvips at once.
+            run_stoppable(image, lambda: image.dzsave(
+                str(build / PYRAMID_NAME), layout="dz", tile_size=tile_size, overlap=overlap,
+                suffix=suffix), advance)
         except pyvips.Error as exc:
             raise MosaicError(f"cannot write the Deep Zoom pyramid in {out}: "
                               f"{_vips_reason(exc)}") from None
@@ -211,8 +218,14 @@ _PAGE = """{mark}
 """
 
 
-def _check_replaceable(out: Path) -> bool:
-    """Whether ``out`` exists (it is then ours to replace); anything else is refused."""
+def check_deep_zoom_out(out: Path) -> bool:
+    """Whether ``out`` exists (it is then ours to replace); anything else is refused.
+
+    Raises
+    ------
+    MosaicError
+        ``out`` is a link, a file, or a folder this tool did not write.
+    """
     if out.is_symlink():
         raise MosaicError(f"`out` {out} is a symbolic link; give the folder's real path")
     if not out.exists():

@@ -138,9 +138,10 @@ def arrange(chosen: AssignPlan, method: str, scored: ScoreResult, loaded: Librar
 
 @task(name="render", **cached())
 def render_poster(chosen: AssignResult, loaded: LibraryResult, prepared: TargetResult,
-                  out: str, dpi: float | None, workdir: str, bleed_px: int = 0) -> RenderResult:
+                  out: str, dpi: float | None, workdir: str, bleed_px: int = 0,
+                  deep_zoom: bool = False) -> RenderResult:
     """The mosaic image; see :func:`mosaic.pipeline.render.render`."""
-    return render.render(chosen, loaded, prepared, out, dpi, workdir, bleed_px)
+    return render.render(chosen, loaded, prepared, out, dpi, workdir, bleed_px, deep_zoom)
 
 
 @task(name="report")

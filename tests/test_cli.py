@@ -84,6 +84,9 @@ def test_decompression_bomb_target(runner, photo_dir, tmp_path):
     ("--metric", "hsv", "--metric 'hsv'"),
     ("--dpi", "300", "--dpi needs --size"),
     ("--crops", "9", "--crops 9"),
+    ("--bleed", "3 furlongs", "--bleed '3 furlongs' is not understood"),
+    ("--bleed", "3mm", "needs --size and --dpi (or give it in px)"),
+    ("--format", "svg", "--format 'svg'"),
 ])
 def test_nonsense_options(runner, photo_dir, portrait, tmp_path, option, value, fragment):
     result = _build(runner, *_args(photo_dir, portrait, tmp_path / "o.jpg", option, value))
@@ -151,3 +154,28 @@ def test_build_writes_mosaic_metrics_and_skips_bad_photos(prefect_api, photo_dir
     assert [line for line in again.stderr.splitlines() if "warning" in line] == warnings
     with Image.open(out) as image:
         assert image.size == (metrics["cols"] * 20, metrics["rows"] * 20)
+
+
+def test_a_deep_zoom_build_with_a_bleed_records_its_print_size(prefect_api, photo_dir,
+                                                               portrait, tmp_path):
+    site = tmp_path / "site"
+    args = _args(photo_dir, portrait, site, "--format", "dzi", "--size", "10x12cm", "--dpi",
+                 "100", "--bleed", "2mm", "--workdir", str(tmp_path / "w"), "--weights",
+                 "none", "--crops", "1")
+    result = _subprocess_build(*args)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str((site / "viewer.html").resolve())
+    metrics = json.loads((tmp_path / "w" / "metrics.json").read_text())
+    assert metrics["format"] == "dzi" and metrics["bleed_px"] == 8  # 2 mm at 100 dpi
+    width, height = metrics["output_size"]
+    tile = (width - 16) // metrics["cols"]
+    assert (width, height) == (metrics["cols"] * tile + 16, metrics["rows"] * tile + 16)
+    assert metrics["print_size_mm"] == [round(width / 100 * 25.4, 2),
+                                        round(height / 100 * 25.4, 2)]
+    assert f'Width="{width}"' in (site / "mosaic.dzi").read_text()
+    assert Path(metrics["report_html"]).is_file()
+    again = _subprocess_build(*args)  # its own folder is replaced
+    assert again.returncode == 0, again.stderr
+    (site / "notes.txt").write_text("mine")  # now the folder holds a file of the user's
+    _assert_one_line_error(_subprocess_build(*args), "not a Deep Zoom folder written by")
+    assert (site / "notes.txt").read_text() == "mine"

@@ -1,5 +1,7 @@
 import io
 import os
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from mosaic.poster import save_poster
 from mosaic.render import render_mosaic
 from mosaic.report import QUALITY_CELL
 from mosaic.strips import StripFolder, strips_key
-from tests.conftest import write_jpeg
+from tests.conftest import ROOT, in_mount_namespace, write_jpeg
 
 
 def test_render_places_each_photo_on_its_tile(tmp_path):
@@ -138,3 +140,34 @@ def test_a_poster_too_big_for_pillows_guard_still_counts_as_ours(tmp_path):
     theirs.remove("image-description")
     theirs.tiffsave(str(tmp_path / "theirs.tif"), tile=True, compression="deflate")
     assert not carries_mark(tmp_path / "theirs.tif")
+
+
+def test_a_poster_that_fills_the_disk_is_one_line_and_leaves_nothing(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    program = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        from PIL import Image
+        from mosaic.errors import MosaicError
+        from mosaic.layout import Layout
+        from mosaic.render import render_mosaic
+        noise = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
+        Image.fromarray(noise).save({str(tmp_path / "noise.png")!r})
+        layout = Layout(rows=4, cols=4, tile_px=250, crop=(0, 0, 4, 4), target_size=(4, 4))
+        sources = [({str(tmp_path / "noise.png")!r}, (0.0, 0.0, 1.0, 1.0))] * 16
+        try:
+            render_mosaic(layout, sources, {str(disk / "poster.png")!r},
+                          rows_root={str(tmp_path / "rows")!r})
+        except MosaicError as exc:
+            import os
+            print(exc)
+            print(os.listdir({str(disk)!r}))
+            sys.exit(2)
+    """)
+    result = in_mount_namespace("size=256k", [str(disk), sys.executable, "-c", program],
+                                {**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert result.returncode == 2, result.stderr
+    message, left = result.stdout.strip().splitlines()
+    assert message.startswith(f"cannot write {disk / 'poster.png'}: the disk is full")
+    assert left == "[]"  # the half-written temporary is gone

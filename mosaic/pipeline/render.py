@@ -45,7 +45,8 @@ def placed_tiles(chosen: AssignResult, library: LibraryResult, target: TargetRes
 
 
 def render(chosen: AssignResult, library: LibraryResult, target: TargetResult, out: str,
-           dpi: float | None, workdir: str, bleed_px: int = 0) -> RenderResult:
+           dpi: float | None, workdir: str, bleed_px: int = 0, deep_zoom: bool = False
+           ) -> RenderResult:
     """Draw the mosaic into ``out`` (written atomically, carrying this tool's mark).
 
     The rows drawn are kept under ``WORKDIR/render-rows`` until the poster is written, so
@@ -56,7 +57,8 @@ def render(chosen: AssignResult, library: LibraryResult, target: TargetResult, o
     tiles = _tile_photos(chosen, photo_of_tile, load_records(library.manifest.path))
     poster = render_mosaic(target.layout, [(record.path, box) for record, box in tiles], out,
                            dpi=dpi, rows_root=Path(workdir) / "render-rows",
-                           identity=[record.sha256 for record, _ in tiles], bleed_px=bleed_px)
+                           identity=[record.sha256 for record, _ in tiles], bleed_px=bleed_px,
+                           deep_zoom=deep_zoom)
     folder = stage_folder(workdir, "render", chosen.assignment.sha256,
                           chosen.tile_crop.sha256 if chosen.tile_crop else None,
                           library.manifest.sha256, target.layout.tile_px)

@@ -90,6 +90,10 @@ def build_metrics(options: BuildOptions, library: LibraryResult, people: PeopleR
         "person_fraction": people.person_fraction if people else None,
         "mean_cost": chosen.mean_cost, "objective": chosen.objective,
         "output": rendered.mosaic.path, "output_size": [rendered.width, rendered.height],
+        "format": options.format, "size": options.size, "dpi": options.dpi,
+        "bleed_px": rendered.bleed_px, "print_size_mm": (
+            [round(side / options.dpi * 25.4, 2) for side in (rendered.width, rendered.height)]
+            if options.dpi else None),
         "timings": timings(times, chosen, plan), "cached_steps": list(times.cached),
         "peak_rss_mb": round(peak_memory_bytes() / 2**20, 1),
     }
