@@ -1,6 +1,6 @@
 """`make bench`: every benchmark table, with the machine it ran on."""
 
-from benchmarks import bench_assign, bench_demo, bench_repeats, bench_score
+from benchmarks import bench_assign, bench_demo, bench_render, bench_repeats, bench_score
 from benchmarks.table import machine
 
 
@@ -11,6 +11,7 @@ def main() -> None:
     bench_assign.main()
     bench_demo.main()
     bench_repeats.main([])
+    bench_render.main([])
 
 
 if __name__ == "__main__":

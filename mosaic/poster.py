@@ -31,13 +31,15 @@ DEFAULT_DPI = 72.0
 pyvips.cache_set_max(0)  # no operation cache: it would keep every row file open
 
 _SAVERS: dict[str, tuple[str, dict[str, Any]]] = {
-    # 4:4:4 chroma: tiles are small, and 4:2:0 smears the colour of their edges.
-    "JPEG": ("jpegsave", {"Q": JPEG_QUALITY, "subsample_mode": "off",
-                          "optimize_coding": True}),
+    # 4:4:4 chroma: tiles are small, and 4:2:0 smears the colour of their edges. No
+    # optimised Huffman tables: libjpeg would hold the whole poster's coefficients for
+    # them (4.7 GB at 400 MP, against 0.2 GB streamed, for a file 5-8% smaller).
+    "JPEG": ("jpegsave", {"Q": JPEG_QUALITY, "subsample_mode": "off"}),
     "PNG": ("pngsave", {"compression": 6}),
-    # Tiled and deflate-compressed: readers open any part without reading it all.
+    # Tiled, so readers open any part without reading it all; LZW, which every print
+    # workflow reads (deflate at its default level takes 23 s at 400 MP against 14 s).
     "TIFF": ("tiffsave", {"tile": True, "tile_width": 256, "tile_height": 256,
-                          "compression": "deflate", "predictor": "horizontal",
+                          "compression": "lzw", "predictor": "horizontal",
                           "resunit": "inch"}),
     "WEBP": ("webpsave", {"Q": WEBP_QUALITY}),
 }

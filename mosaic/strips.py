@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,10 +73,10 @@ class StripFolder:
             with atomic_path(key_file) as tmp:
                 tmp.write_text(self.key, encoding="ascii")
 
-    def write_row(self, row: int, image: Image.Image) -> None:
-        """Store one drawn row atomically."""
+    def write_row(self, row: int, pixels: np.ndarray) -> None:
+        """Store one drawn row (uint8, ``tile_px x width x 3``) atomically."""
         with atomic_path(self.row_path(row)) as tmp:
-            tmp.write_bytes(image.tobytes())
+            pixels.tofile(tmp)
 
     def read_row(self, row: int) -> Image.Image:
         """A stored row as an image."""
@@ -127,27 +128,35 @@ def draw_rows(strips: StripFolder, cols: int, sources: Sequence[TileSource],
     """
     rows, size = len(sources) // cols, strips.tile_px
     shrunk = [np.zeros((rows * cell, cols * cell, 3), np.uint8) for cell in cells]
-
-    def keep(row: int, image: Image.Image) -> None:
+    missing = [row for row in range(rows) if not strips.has_row(row)]
+    for row in sorted(set(range(rows)) - set(missing)):
+        image = strips.read_row(row)
         for cell, copy in zip(cells, shrunk, strict=True):
             copy[row * cell:(row + 1) * cell] = np.asarray(
                 image.resize((cols * cell, cell), Image.Resampling.BOX))
-
-    missing = [row for row in range(rows) if not strips.has_row(row)]
-    for row in sorted(set(range(rows)) - set(missing)):
-        keep(row, strips.read_row(row))
         advance(cols)
     todo = [sources[row * cols + col] for row in missing for col in range(cols)]
 
-    def draw(item: TileSource) -> Image.Image:
-        return render_tile(item[0], item[1], size)
+    def draw(item: TileSource) -> tuple[np.ndarray, list[np.ndarray]]:
+        tile = render_tile(item[0], item[1], size)  # shrunk here too, in the worker threads
+        return np.asarray(tile), [np.asarray(tile.resize((cell, cell), Image.Resampling.BOX))
+                                  for cell in cells]
 
-    canvas = Image.new("RGB", (strips.width, size))
-    for index, tile in enumerate(map_in_threads(draw, todo, workers)):
-        position, col = divmod(index, cols)
-        canvas.paste(tile, (col * size, 0))
-        advance(1)
-        if col == cols - 1:
-            strips.write_row(missing[position], canvas)
-            keep(missing[position], canvas)
+    # Two row buffers: one is written to disk by a thread while the other fills.
+    buffers = [np.zeros((size, strips.width, 3), np.uint8) for _ in range(2)]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="row-writer") as writer:
+        writing: list[Future[None]] = []
+        for index, (tile, small) in enumerate(map_in_threads(draw, todo, workers)):
+            position, col = divmod(index, cols)
+            row, canvas = missing[position], buffers[position % 2]
+            if col == 0 and len(writing) >= 2:
+                writing.pop(0).result()  # this buffer's last row is on disk
+            canvas[:, col * size:(col + 1) * size] = tile
+            for cell, copy, piece in zip(cells, shrunk, small, strict=True):
+                copy[row * cell:(row + 1) * cell, col * cell:(col + 1) * cell] = piece
+            advance(1)
+            if col == cols - 1:
+                writing.append(writer.submit(strips.write_row, row, canvas))
+        for future in writing:
+            future.result()
     return shrunk

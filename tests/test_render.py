@@ -79,7 +79,7 @@ def test_a_render_resumes_from_the_rows_it_kept_and_redraws_another_posters(tmp_
     key = strips_key(sources, layout.tile_px)
     strips = StripFolder(rows / key[:16], key, 60, 20)
     strips.prepare()
-    first_row = Image.new("RGB", (60, 20), (7, 77, 177))
+    first_row = np.full((20, 60, 3), (7, 77, 177), np.uint8)
     strips.write_row(0, first_row)
     Path(sources[0][0]).unlink()  # row 0 is kept: its photo is not read again
     poster = render_mosaic(layout, sources, tmp_path / "m.png", rows_root=rows)
