@@ -319,3 +319,37 @@ def test_the_page_loads_in_headless_chromium_from_a_file(browser, tmp_path):
     severe = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not severe, severe
 
+
+
+def test_the_demos_report_shows_optimal_lowering_greedys_error_with_its_own_numbers(
+        prefect_api, browser, tmp_path):
+    """The blog's figure, reproduced by ``mosaic demo`` on the bundled sample."""
+    import json
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.conftest import ROOT
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    done = subprocess.run([sys.executable, "-m", "cli", "demo", "--out-dir",
+                           str(tmp_path / "demo"), "--quiet"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text(encoding="utf-8"))
+    means = {entry["method"]: entry["mean_cost"] for entry in metrics["comparison"]}
+    browser.get((tmp_path / "demo" / "report.html").resolve().as_uri())
+    WebDriverWait(browser, 20, poll_frequency=0.1).until(lambda driver: driver.execute_script(
+        "return document.readyState === 'complete' && "
+        "Array.from(document.images).every(image => image.complete && image.naturalWidth)"))
+    text = browser.find_element("tag name", "body").text
+    found = re.search(r"Greedy ([0-9.]+) → optimal ([0-9.]+): (\d+)% lower", text)
+    assert found, text[:2000]
+    greedy, optimal, percent = float(found[1]), float(found[2]), int(found[3])
+    assert greedy == pytest.approx(means["greedy"], rel=2e-3)
+    assert optimal == pytest.approx(means["optimal"], rel=2e-3) and optimal < greedy
+    assert abs(percent - 100 * (1 - means["optimal"] / means["greedy"])) <= 0.5
+    assert len(browser.execute_script("return document.images")) >= 5  # target + 3 + figures
+    assert not [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
