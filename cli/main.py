@@ -16,7 +16,7 @@ from typing import Any
 import click
 import typer
 
-from cli import build, render, runs, scrape, server, weights
+from cli import build, compare, render, runs, scrape, server, weights
 from cli.common import prefect_environment, verbose_requested
 from mosaic import processes
 from mosaic.errors import MosaicError
@@ -30,6 +30,7 @@ app = typer.Typer(
 )
 app.command("build")(build.build)
 app.command("demo")(build.demo)
+app.command("compare")(compare.compare)
 app.command("weights")(weights.weights)
 app.command("render")(render.render)
 app.command("runs")(runs.runs)

@@ -179,3 +179,25 @@ def test_a_deep_zoom_build_with_a_bleed_records_its_print_size(prefect_api, phot
     (site / "notes.txt").write_text("mine")  # now the folder holds a file of the user's
     _assert_one_line_error(_subprocess_build(*args), "not a Deep Zoom folder written by")
     assert (site / "notes.txt").read_text() == "mine"
+
+
+def test_compare_writes_one_page_with_greedy_and_optimal_side_by_side(prefect_api, photo_dir,
+                                                                       portrait, tmp_path):
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    out = tmp_path / "report"
+    command = [sys.executable, "-m", "cli", "compare", "--photos", str(photo_dir), "--target",
+               str(portrait), "--out", str(out), "--tile-px", "8"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["method"] == "optimal"
+    means = {entry["method"]: entry["mean_cost"] for entry in metrics["comparison"]}
+    assert "greedy" in means and means["greedy"] >= min(means.values())
+    for method, mean in means.items():
+        assert f"{method:<22} mean cost {mean:.4f}" in done.stdout
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.count('alt="Mosaic, ') == len(means) and "Greedy " in page
+    assert f"report: {out / 'report.html'}" in done.stdout
