@@ -73,6 +73,10 @@ def build(
     bleed: Annotated[Optional[str], typer.Option(
         help="Margin for the print shop's trim on every side, e.g. 3mm (with --size and "
              "--dpi) or 40px: the edge tiles mirrored outwards.")] = None,
+    color_correct: Annotated[float, typer.Option(
+        help="Shift each tile's colours toward its cell's mean colour by this part of the "
+             "gap (0 to 0.5; default 0: no recolouring, every pixel is a photo's own).")
+    ] = 0.0,
     format: Annotated[str, typer.Option(
         "--format", metavar="auto|dzi", help="auto: the image format --out's suffix names; "
         "dzi: a Deep Zoom folder with viewer.html, to zoom into every photo from disk or "

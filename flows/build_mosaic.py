@@ -75,7 +75,8 @@ def _recipe(options: BuildOptions, workdir: str) -> dict[str, Any]:
     rendered = ledger.run("render", tasks.render_poster, chosen=compared[0], loaded=library,
                           prepared=target, out=str(Path(options.out).resolve()),
                           dpi=options.dpi, workdir=workdir, bleed_px=options.bleed_px,
-                          deep_zoom=options.format == "dzi")
+                          deep_zoom=options.format == "dzi",
+                          color_correct=options.color_correct)
     reported = tasks.write_report(options, target_file, library, people, target, weights,
                                   plan, compared, rendered, ledger.times())
     publish_build_artifacts(reported, ledger.times())

@@ -109,6 +109,9 @@ class BuildOptions(BaseModel):
     format: Literal["auto", "dzi"] = Field("auto", description="auto: the image format "
                                            "out's suffix names; dzi: a Deep Zoom folder "
                                            "with an offline viewer.html.")
+    color_correct: float = Field(0.0, ge=0, le=0.5, allow_inf_nan=False, description="Shift "
+                                 "each tile's colours toward its cell's mean colour by this "
+                                 "part of the gap (0: none, every pixel is a photo's own).")
     bleed: str | None = Field(None, description="Margin added on every side for trimming, "
                               "e.g. 3mm (needs size and dpi) or 40px: the edge tiles "
                               "mirrored outwards.")

@@ -23,7 +23,14 @@ from mosaic.poster import poster_image, save_poster
 from mosaic.processes import private_dir, remove_private_dir
 from mosaic.progress import stage
 from mosaic.report import QUALITY_CELL
-from mosaic.strips import StripFolder, TileSource, draw_rows, render_tile, strips_key
+from mosaic.strips import (
+    ColourCorrection,
+    StripFolder,
+    TileSource,
+    draw_rows,
+    render_tile,
+    strips_key,
+)
 from mosaic.viewer import check_deep_zoom_out, save_deep_zoom
 
 __all__ = ["PREVIEW_HEIGHT", "Poster", "preview_cell", "render_mosaic", "render_tile"]
@@ -64,6 +71,7 @@ def render_mosaic(
     identity: Sequence[str] = (),
     bleed_px: int = 0,
     deep_zoom: bool = False,
+    correction: ColourCorrection | None = None,
 ) -> Poster:
     """Draw every tile's photo and write the poster atomically.
 
@@ -91,6 +99,9 @@ def render_mosaic(
     deep_zoom : bool
         Write ``out_path`` as a Deep Zoom folder with its viewer
         (:func:`mosaic.viewer.save_deep_zoom`) instead of one image file.
+    correction : ColourCorrection, optional
+        Shift each tile toward its cell's mean colour (``--color-correct``); without it
+        every output pixel comes from a photo.
 
     Returns
     -------
@@ -112,7 +123,8 @@ def render_mosaic(
     width, height = layout.output_size
     check_output_pixels(width + 2 * bleed_px, height + 2 * bleed_px,
                         "DZI" if deep_zoom else fmt, 2**63, layout.tile_px)
-    key = strips_key(tile_sources, layout.tile_px, identity)
+    key = strips_key(tile_sources, layout.tile_px,
+                     [*identity, *(correction.key() if correction else [])])
     private = rows_root is None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -124,7 +136,8 @@ def render_mosaic(
         strips.prepare()
         with stage("render", layout.tiles) as advance:
             quality, preview = draw_rows(strips, layout.cols, tile_sources,
-                                         (QUALITY_CELL, preview_cell(layout)), advance, workers)
+                                         (QUALITY_CELL, preview_cell(layout)), advance, workers,
+                                         correction)
         image = poster_image(strips, layout.rows, bleed_px, dpi)
         with stage("write poster", 100) as advance:
             if deep_zoom:

@@ -238,6 +238,9 @@ def summary_rows(metrics: Mapping[str, Any], rows: int, cols: int) -> list[list[
         if value is not None:
             table.append([label, value])
     table.append(["tile weights", _weights_line(metrics)])
+    strength = metrics.get("color_correct") or 0
+    table.append(["colour correction", f"{strength:g}: each tile shifted toward its cell's "
+                  "mean colour" if strength else "none: every pixel is a photo's own"])
     return table
 
 

@@ -88,7 +88,31 @@ class StripFolder:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def strips_key(sources: Sequence[TileSource], tile_px: int, identity: Sequence[str] = ()
+@dataclass(frozen=True)
+class ColourCorrection:
+    """Each tile's colours moved toward its cell's mean colour (``--color-correct``).
+
+    A tile's pixels are shifted by ``strength * (cell mean - tile mean)`` in RGB, so its
+    texture is the photo's and only its overall colour leans toward the target's.
+    """
+
+    strength: float
+    """0 to 0.5: the part of the gap between the two mean colours that is closed."""
+    cell_means: np.ndarray
+    """float (tiles, 3): the mean RGB colour of each tile's cell of the target."""
+
+    def apply(self, tile: Image.Image, index: int) -> Image.Image:
+        """Tile ``index`` with its colours shifted."""
+        pixels = np.asarray(tile, dtype=np.float32)
+        shift = self.strength * (self.cell_means[index] - pixels.mean(axis=(0, 1)))
+        return Image.fromarray(np.clip(np.rint(pixels + shift), 0, 255).astype(np.uint8))
+
+    def key(self) -> list[object]:
+        """What names the corrected rows (for :func:`strips_key`)."""
+        return [self.strength, np.round(self.cell_means, 4).tolist()]
+
+
+def strips_key(sources: Sequence[TileSource], tile_px: int, identity: Sequence[object] = ()
                ) -> str:
     """A key naming the rows of a poster: its tiles' files, crops and size.
 
@@ -100,8 +124,8 @@ def strips_key(sources: Sequence[TileSource], tile_px: int, identity: Sequence[s
 
 
 def draw_rows(strips: StripFolder, cols: int, sources: Sequence[TileSource],
-              cells: Sequence[int], advance: Callable[[int], None], workers: int | None = None
-              ) -> list[np.ndarray]:
+              cells: Sequence[int], advance: Callable[[int], None], workers: int | None = None,
+              correction: ColourCorrection | None = None) -> list[np.ndarray]:
     """Draw every missing row of tiles into ``strips``; return the poster shrunk.
 
     Parameters
@@ -119,6 +143,9 @@ def draw_rows(strips: StripFolder, cols: int, sources: Sequence[TileSource],
         Called with the number of tiles done, as they are done.
     workers : int, optional
         Decoding threads (default: the CPU count).
+    correction : ColourCorrection, optional
+        Shift each tile's colours toward its cell of the target (none by default: every
+        pixel is then the photo's own).
 
     Returns
     -------
@@ -135,10 +162,13 @@ def draw_rows(strips: StripFolder, cols: int, sources: Sequence[TileSource],
             copy[row * cell:(row + 1) * cell] = np.asarray(
                 image.resize((cols * cell, cell), Image.Resampling.BOX))
         advance(cols)
-    todo = [sources[row * cols + col] for row in missing for col in range(cols)]
+    todo = [row * cols + col for row in missing for col in range(cols)]
 
-    def draw(item: TileSource) -> tuple[np.ndarray, list[np.ndarray]]:
-        tile = render_tile(item[0], item[1], size)  # shrunk here too, in the worker threads
+    def draw(index: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        path, box = sources[index]
+        tile = render_tile(path, box, size)  # shrunk here too, in the worker threads
+        if correction is not None:
+            tile = correction.apply(tile, index)
         return np.asarray(tile), [np.asarray(tile.resize((cell, cell), Image.Resampling.BOX))
                                   for cell in cells]
 

@@ -139,9 +139,10 @@ def arrange(chosen: AssignPlan, method: str, scored: ScoreResult, loaded: Librar
 @task(name="render", **cached())
 def render_poster(chosen: AssignResult, loaded: LibraryResult, prepared: TargetResult,
                   out: str, dpi: float | None, workdir: str, bleed_px: int = 0,
-                  deep_zoom: bool = False) -> RenderResult:
+                  deep_zoom: bool = False, color_correct: float = 0.0) -> RenderResult:
     """The mosaic image; see :func:`mosaic.pipeline.render.render`."""
-    return render.render(chosen, loaded, prepared, out, dpi, workdir, bleed_px, deep_zoom)
+    return render.render(chosen, loaded, prepared, out, dpi, workdir, bleed_px, deep_zoom,
+                         color_correct)
 
 
 @task(name="report")

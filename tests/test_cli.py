@@ -87,6 +87,7 @@ def test_decompression_bomb_target(runner, photo_dir, tmp_path):
     ("--bleed", "3 furlongs", "--bleed '3 furlongs' is not understood"),
     ("--bleed", "3mm", "needs --size and --dpi (or give it in px)"),
     ("--format", "svg", "--format 'svg'"),
+    ("--color-correct", "0.9", "--color-correct"),
 ])
 def test_nonsense_options(runner, photo_dir, portrait, tmp_path, option, value, fragment):
     result = _build(runner, *_args(photo_dir, portrait, tmp_path / "o.jpg", option, value))

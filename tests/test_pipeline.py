@@ -149,3 +149,25 @@ print(sorted(name for name in sys.modules if name.split(".")[0] in
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
     assert (tmp_path / "poster.png").is_file()
+
+
+def test_without_colour_correction_no_output_pixel_comes_from_the_target(inputs, tmp_path):
+    """The same placement over two targets' tiles: identical bytes at strength 0."""
+    from dataclasses import replace
+
+    from mosaic.files import save_npy_atomic
+
+    photos, target_path = inputs
+    loaded, prepared, _, _, solved = _stages(photos, target_path, tmp_path, "optimal")
+    tiles = np.load(prepared.tiles.path)
+    save_npy_atomic(tmp_path / "other-tiles.npy", 255 - tiles)  # a negative of the target
+    other = replace(prepared, tiles=FileRef.of(tmp_path / "other-tiles.npy"))
+
+    def drawn(result, name: str, strength: float) -> bytes:
+        out = tmp_path / name
+        render.render(solved, loaded, result, str(out), None, str(tmp_path),
+                      color_correct=strength)
+        return np.asarray(Image.open(out)).tobytes()
+
+    assert drawn(prepared, "a.png", 0.0) == drawn(other, "b.png", 0.0)
+    assert drawn(prepared, "c.png", 0.3) != drawn(other, "d.png", 0.3)

@@ -17,7 +17,7 @@ from mosaic.outputs import MARK, carries_mark
 from mosaic.poster import save_poster
 from mosaic.render import render_mosaic
 from mosaic.report import QUALITY_CELL
-from mosaic.strips import StripFolder, strips_key
+from mosaic.strips import ColourCorrection, StripFolder, strips_key
 from tests.conftest import ROOT, in_mount_namespace, write_jpeg
 
 
@@ -171,3 +171,24 @@ def test_a_poster_that_fills_the_disk_is_one_line_and_leaves_nothing(tmp_path):
     message, left = result.stdout.strip().splitlines()
     assert message.startswith(f"cannot write {disk / 'poster.png'}: the disk is full")
     assert left == "[]"  # the half-written temporary is gone
+
+
+def test_colour_correction_moves_tiles_toward_their_cells_and_is_off_by_default(tmp_path):
+    layout, sources = _six_tiles(tmp_path)
+    grey = np.full((6, 3), 128.0)
+    plain = render_mosaic(layout, sources, tmp_path / "plain.png").path
+    with Image.open(plain) as image:
+        before = np.asarray(image).astype(float)
+    corrected = render_mosaic(layout, sources, tmp_path / "c.png",
+                              correction=ColourCorrection(0.5, grey)).path
+    with Image.open(corrected) as image:
+        after = np.asarray(image).astype(float)
+    for index in range(6):
+        row, col = divmod(index, 3)
+        cell = (slice(row * 20, row * 20 + 20), slice(col * 20, col * 20 + 20))
+        gap_before = before[cell].mean(axis=(0, 1)) - 128
+        gap_after = after[cell].mean(axis=(0, 1)) - 128
+        assert np.allclose(gap_after, gap_before / 2, atol=1.5)  # half the gap is closed
+        texture = before[cell] - before[cell].mean(axis=(0, 1))
+        assert np.abs(after[cell] - after[cell].mean(axis=(0, 1)) - texture).max() <= 1.5
+

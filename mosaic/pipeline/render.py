@@ -21,6 +21,7 @@ from mosaic.pipeline.results import (
 )
 from mosaic.placement import PlacedTile
 from mosaic.render import render_mosaic
+from mosaic.strips import ColourCorrection
 
 
 def _tile_photos(chosen: AssignResult, photo_of_tile: np.ndarray,
@@ -45,12 +46,14 @@ def placed_tiles(chosen: AssignResult, library: LibraryResult, target: TargetRes
 
 
 def render(chosen: AssignResult, library: LibraryResult, target: TargetResult, out: str,
-           dpi: float | None, workdir: str, bleed_px: int = 0, deep_zoom: bool = False
-           ) -> RenderResult:
+           dpi: float | None, workdir: str, bleed_px: int = 0, deep_zoom: bool = False,
+           color_correct: float = 0.0) -> RenderResult:
     """Draw the mosaic into ``out`` (written atomically, carrying this tool's mark).
 
     The rows drawn are kept under ``WORKDIR/render-rows`` until the poster is written, so
-    a stopped render resumes; the shrunk copies go to ``WORKDIR/render/<key>``.
+    a stopped render resumes; the shrunk copies go to ``WORKDIR/render/<key>``. With
+    ``color_correct`` above 0 each tile leans toward its cell's mean colour; at 0 the
+    target's pixels are not even read here.
     """
     started = time.perf_counter()
     photo_of_tile = load_assignment(chosen.assignment).photo_of_tile
@@ -58,12 +61,22 @@ def render(chosen: AssignResult, library: LibraryResult, target: TargetResult, o
     poster = render_mosaic(target.layout, [(record.path, box) for record, box in tiles], out,
                            dpi=dpi, rows_root=Path(workdir) / "render-rows",
                            identity=[record.sha256 for record, _ in tiles], bleed_px=bleed_px,
-                           deep_zoom=deep_zoom)
+                           deep_zoom=deep_zoom,
+                           correction=_correction(target, color_correct))
     folder = stage_folder(workdir, "render", chosen.assignment.sha256,
                           chosen.tile_crop.sha256 if chosen.tile_crop else None,
-                          library.manifest.sha256, target.layout.tile_px)
+                          library.manifest.sha256, target.layout.tile_px,
+                          *([color_correct, target.tiles.sha256] if color_correct else []))
     save_npy_atomic(folder / "quality.npy", poster.quality)
     save_npy_atomic(folder / "preview.npy", poster.preview)
     return RenderResult(FileRef.of(poster.path), poster.width, poster.height,
                         time.perf_counter() - started, FileRef.of(folder / "quality.npy"),
                         FileRef.of(folder / "preview.npy"), bleed_px)
+
+
+def _correction(target: TargetResult, strength: float) -> ColourCorrection | None:
+    """The colour correction of ``--color-correct``: None at 0 (the default)."""
+    if strength <= 0:
+        return None
+    tiles = np.load(target.tiles.path, allow_pickle=False)
+    return ColourCorrection(strength, tiles.reshape(len(tiles), -1, 3).mean(axis=1))

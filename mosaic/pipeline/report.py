@@ -91,6 +91,7 @@ def build_metrics(options: BuildOptions, library: LibraryResult, people: PeopleR
         "mean_cost": chosen.mean_cost, "objective": chosen.objective,
         "output": rendered.mosaic.path, "output_size": [rendered.width, rendered.height],
         "format": options.format, "size": options.size, "dpi": options.dpi,
+        "color_correct": options.color_correct,
         "bleed_px": rendered.bleed_px, "print_size_mm": (
             [round(side / options.dpi * 25.4, 2) for side in (rendered.width, rendered.height)]
             if options.dpi else None),
