@@ -32,6 +32,7 @@ from mosaic import __version__
 from mosaic.files import write_bytes_atomic
 from mosaic.outputs import TEXT_MARK, check_replaceable
 from mosaic.report_figures import error_heat_map, error_histogram, mean_error_bars
+from mosaic.report_text import cost_text, gap_rows, number_text, summary_rows, weights_line
 
 DISPLAY_HEIGHT = 360
 """CSS pixels a picture is shown tall (the side-by-side row)."""
@@ -154,94 +155,13 @@ def _figure(image_html: str, caption: str) -> str:
 # --- text and tables ---------------------------------------------------------------------
 
 
-def _num(value: object) -> str:
-    """A number as the markdown report writes it (4 significant digits), else ``str``."""
-    if isinstance(value, bool) or value is None:
-        return "" if value is None else str(value)
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _cost(value: float | None) -> str:
-    """A mean error as the blog writes it: 3 significant digits (0.093, 0.0069)."""
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:.3g}"
-
-
 def _table(header: Sequence[str] | None, rows: Sequence[Sequence[object]]) -> str:
     """An HTML table, every cell escaped; wrapped so it scrolls sideways on a phone."""
     head = ("" if header is None else "<thead><tr>" + "".join(
         f"<th>{html.escape(str(cell))}</th>" for cell in header) + "</tr></thead>")
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_num(cell))}</td>" for cell in row)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(number_text(cell))}</td>" for cell in row)
                    + "</tr>" for row in rows)
     return f'<div class="scroll"><table>{head}<tbody>{body}</tbody></table></div>'
-
-
-def _weights_line(metrics: Mapping[str, Any]) -> str:
-    """The tile weights in one line (as :mod:`mosaic.report`, missing keys allowed)."""
-    settings = metrics.get("weights") or {}
-    mode = settings.get("mode", "none")
-    faces = metrics.get("faces_found")
-    found = "" if faces is None else (
-        f"{faces} face(s), people {100 * (metrics.get('person_fraction') or 0):.0f}% of "
-        "target; ")
-    if mode == "none":
-        return found + (metrics.get("weights_note") or "uniform")
-    return (found + f"{mode}: face x{settings.get('face_weight', '?')}, person x"
-            f"{settings.get('person_weight', '?')}, fall-off "
-            f"{settings.get('falloff_tiles', '?')} tile")
-
-
-def _photos_line(metrics: Mapping[str, Any]) -> str:
-    line = f"{metrics.get('photos_used', '?')} used of {metrics.get('photos_available', '?')}"
-    if (metrics.get("max_uses") or 1) > 1:
-        line += (f"; the most used fills {metrics.get('most_uses')} tiles (at most "
-                 f"{metrics['max_uses']}), copies at least {metrics.get('closest_copies')} "
-                 "tiles apart")
-    return line
-
-
-def summary_rows(metrics: Mapping[str, Any], rows: int, cols: int) -> list[list[object]]:
-    """The summary table's rows (label, value), the markdown report's, without gaps.
-
-    Parameters
-    ----------
-    metrics : mapping
-        The run's ``metrics.json`` content; any key may be missing.
-    rows, cols : int
-        The grid.
-
-    Returns
-    -------
-    list of [str, object]
-    """
-    quality = metrics.get("quality") or {}
-    method = str(metrics.get("method", "?"))
-    if metrics.get("solver"):
-        method += f" ({metrics['solver']})"
-    table: list[list[object]] = [
-        ["output", metrics.get("output", "")],
-        ["grid", f"{rows} x {cols} = {metrics.get('tiles', rows * cols)} tiles"],
-        ["photos", _photos_line(metrics)],
-        ["method", method],
-    ]
-    if metrics.get("method_reason"):
-        table.append(["why this method", metrics["method_reason"]])
-    if str(metrics.get("dask", "")).startswith(("tcp://", "tls://")):
-        table.append(["computed on", f"Dask cluster {metrics['dask']}"])
-    for label, value in (("metric", metrics.get("metric")),
-                         ("mean cost", metrics.get("mean_cost")),
-                         ("tile error (RGB MSE, 16 px cells)", quality.get("tile_mse_rgb")),
-                         ("SSIM", quality.get("ssim"))):
-        if value is not None:
-            table.append([label, value])
-    table.append(["tile weights", _weights_line(metrics)])
-    strength = metrics.get("color_correct") or 0
-    table.append(["colour correction", f"{strength:g}: each tile shifted toward its cell's "
-                  "mean colour" if strength else "none: every pixel is a photo's own"])
-    return table
 
 
 def _relative_change(base: float, ours: float) -> str | None:
@@ -285,8 +205,8 @@ def comparison_sentences(methods: Sequence[MethodRun]) -> list[str]:
         if change is None:
             continue
         label = base.label[:1].upper() + base.label[1:]
-        sentences.append(f"{label} {_cost(base.mean_cost)} → {chosen.label} "
-                         f"{_cost(chosen.mean_cost)}: {change}")
+        sentences.append(f"{label} {cost_text(base.mean_cost)} → {chosen.label} "
+                         f"{cost_text(chosen.mean_cost)}: {change}")
     return sentences
 
 
@@ -313,32 +233,17 @@ def methods_table(methods: Sequence[MethodRun]) -> str:
     classes = any(method.class_costs for method in methods)
     header = ["method", "mean error", *(("face tiles", "person tiles", "background")
                                         if classes else ()), "objective", "solve s"]
-    rows = [[method.label, _cost(method.mean_cost),
+    rows = [[method.label, cost_text(method.mean_cost),
              *((_class_cell(method.class_costs, name) for name in CLASSES) if classes else ()),
              method.objective, method.seconds] for method in methods]
     return _table(header, rows)
-
-
-def _gap_rows(metrics: Mapping[str, Any]) -> list[list[object]]:
-    rows: list[list[object]] = []
-    gap, bound = metrics.get("gap"), metrics.get("lower_bound")
-    if gap is not None:
-        rows.append(["gap to the lower bound", f"{100 * float(gap):.3g}%"])
-    if bound is not None:
-        rows.append(["lower bound (objective)", bound])
-    if metrics.get("peak_rss_mb") is not None:
-        rows.append(["peak memory", f"{metrics['peak_rss_mb']} MB"])
-    return rows
-
-
-# --- sections ----------------------------------------------------------------------------
 
 
 def _pictures_section(target: Image.Image, methods: Sequence[MethodRun]) -> str:
     figures = [_figure(_img(_jpeg_uri(target), "The target", _display_size(target)),
                        "Target")]
     for method in methods:
-        caption = f"{method.label}: mean error {_cost(method.mean_cost)}"
+        caption = f"{method.label}: mean error {cost_text(method.mean_cost)}"
         figures.append(_figure(_img(_jpeg_uri(method.picture), f"Mosaic, {method.label}",
                                     _display_size(method.picture)), caption))
     return ('<h2>Target and mosaics</h2><p>Each mosaic is drawn from the thumbnails its photos '
@@ -399,7 +304,7 @@ def _weights_section(metrics: Mapping[str, Any], weight_map: Image.Image | None)
     return ("<h2>Tile weights</h2>"
             + _figure(_img(_png_uri(weight_map), "Tile weights"),
                       "Tile weights (faces and people get the best photos): "
-                      + _weights_line(metrics)))
+                      + weights_line(metrics)))
 
 
 def _timings_section(metrics: Mapping[str, Any]) -> str:
@@ -407,7 +312,7 @@ def _timings_section(metrics: Mapping[str, Any]) -> str:
     parts = ["<h2>Timings</h2>"]
     if timings:
         parts.append(_table(["step", "seconds"], [[k, v] for k, v in timings.items()]))
-    extra = _gap_rows(metrics)
+    extra = gap_rows(metrics)
     if extra:
         parts.append(_table(None, extra))
     if not timings and not extra:

@@ -272,6 +272,29 @@ def test_after_sigkill_no_child_outlives_the_build_and_a_rerun_resumes(prefect_a
     assert (tmp_path / "o.jpg").is_file() and not _temporaries(tmp_path)
 
 
+def test_a_render_killed_midway_resumes_from_its_rows_and_draws_the_same_poster(
+        prefect_api, portrait, tmp_path):
+    run, out = tmp_path / "run", tmp_path / "poster.jpg"
+    args = ("--photos", str(SAMPLES / "photos"), "--target", str(portrait), "--out", str(out),
+            "--workdir", str(run), "--grid", "20x20", "--tile-px", "300", *FAST)
+    build = subprocess.Popen(_command(*args), cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while (len(list(run.glob("render-rows/*/row-*.rgb"))) < 3 and build.poll() is None
+           and time.monotonic() < deadline):
+        time.sleep(0.01)
+    build.kill()
+    build.wait()
+    kept = sorted(path.name for path in run.glob("render-rows/*/row-*.rgb"))
+    assert len(kept) >= 3 and not out.exists()
+    assert _build(*args).returncode == 0
+    assert not list(run.glob("render-rows/*/row-*.rgb"))  # removed once the poster is written
+    fresh = tmp_path / "fresh.jpg"  # the same build, never interrupted, in its own run folder
+    assert _build(*[str(fresh) if a == str(out) else str(tmp_path / "run2") if a == str(run)
+                    else a for a in args]).returncode == 0
+    assert out.read_bytes() == fresh.read_bytes()
+
+
 # --- full disks and read-only folders --------------------------------------------------------
 
 
