@@ -163,9 +163,16 @@ def test_a_deep_zoom_build_with_a_bleed_records_its_print_size(prefect_api, phot
     args = _args(photo_dir, portrait, site, "--format", "dzi", "--size", "10x12cm", "--dpi",
                  "100", "--bleed", "2mm", "--workdir", str(tmp_path / "w"), "--weights",
                  "none", "--crops", "1")
-    result = _subprocess_build(*args)
+    umask = os.umask(0o022)
+    try:
+        result = _subprocess_build(*args)
+    finally:
+        os.umask(umask)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str((site / "viewer.html").resolve())
+    for path in (site / "viewer.html", site / "mosaic.dzi", tmp_path / "w" / "metrics.json",
+                 tmp_path / "w" / "report.html", tmp_path / "w" / "placement.csv"):
+        assert oct(path.stat().st_mode & 0o777) == "0o644", path  # what umask 022 gives
     metrics = json.loads((tmp_path / "w" / "metrics.json").read_text())
     assert metrics["format"] == "dzi" and metrics["bleed_px"] == 8  # 2 mm at 100 dpi
     width, height = metrics["output_size"]
