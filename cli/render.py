@@ -53,21 +53,35 @@ def render(
     placement: Annotated[Path, typer.Argument(
         help="A placement.csv from a build's run folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Poster to write (.jpg, .png, "
-                                      ".tif, .webp).")],
+                                      ".tif, .webp), or the folder of --format dzi.")],
     tile_px: Annotated[int, typer.Option(min=1, max=4096, help="Tile side in pixels.")] = (
         DEFAULT_TILE_PX),
     dpi: Annotated[Optional[float], typer.Option(min=1.0, help="Resolution stored in the "
                                                  "file for printing.")] = None,
+    bleed: Annotated[Optional[str], typer.Option(
+        help="Margin for the trim on every side: 3mm (with --dpi) or 40px, the edge tiles "
+             "mirrored outwards.")] = None,
+    format: Annotated[str, typer.Option(
+        "--format", metavar="auto|dzi", help="auto: the image format --out's suffix names; "
+        "dzi: a Deep Zoom folder with viewer.html.")] = "auto",
 ) -> None:
     """Draw a poster again from a build's placement list."""
-    from mosaic.layout import Layout
+    from mosaic.layout import Layout, parse_bleed
     from mosaic.outputs import check_output_format, check_replaceable
     from mosaic.placement import grid_of, read_placement
     from mosaic.render import render_mosaic
+    from mosaic.viewer import check_deep_zoom_out
 
     started = time.perf_counter()
-    check_output_format(out, "--out")
-    check_replaceable(out, "--out")
+    if format not in {"auto", "dzi"}:
+        raise MosaicError(f"--format {format!r}: give auto or dzi")
+    deep_zoom = format == "dzi"
+    if deep_zoom:
+        check_deep_zoom_out(out)
+    else:
+        check_output_format(out, "--out")
+        check_replaceable(out, "--out")
+    bleed_px = parse_bleed(bleed, dpi) if bleed else 0
     tiles = read_placement(placement)
     _check_photos(tiles, placement)
     rows, cols = grid_of(tiles)
@@ -75,6 +89,8 @@ def render(
     layout = Layout(rows, cols, tile_px, (0, 0, width, height), (width, height))
     sources = [(str(_photo_path(tile, placement)), tile.box) for tile in tiles]
     out.parent.mkdir(parents=True, exist_ok=True)
-    render_mosaic(layout, sources, out, dpi=dpi)
-    typer.echo(f"mosaic: {out} ({width}x{height} px, {rows}x{cols} tiles) in "
+    poster = render_mosaic(layout, sources, out, dpi=dpi, bleed_px=bleed_px,
+                           deep_zoom=deep_zoom)
+    width, height = poster.width, poster.height
+    typer.echo(f"mosaic: {poster.path} ({width}x{height} px, {rows}x{cols} tiles) in "
                f"{time.perf_counter() - started:.1f} s")

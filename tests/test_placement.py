@@ -53,6 +53,11 @@ def test_the_list_redraws_the_build_poster_pixel_for_pixel(built, tmp_path):
     assert result.exit_code == 0, result.output
     with Image.open(bigger) as image:
         assert image.size == (100, 80)
+    site = tmp_path / "site"
+    result = CliRunner().invoke(app, ["render", str(built / "placement.csv"), "--out",
+                                      str(site), "--format", "dzi", "--bleed", "4px"])
+    assert result.exit_code == 0, result.output
+    assert 'Width="508"' in (site / "mosaic.dzi").read_text()  # 5 x 100 px + 2 x 4 px
 
 
 def test_a_moved_or_changed_photo_is_named_not_drawn(built, tmp_path):
