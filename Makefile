@@ -83,7 +83,8 @@ FAST_TESTS := tests/test_layout.py tests/test_cost.py tests/test_assign.py \
   tests/test_files.py tests/test_folder.py tests/test_importance*.py tests/test_pipeline.py \
   tests/test_method_choice.py tests/test_regional.py tests/test_regional_allocation.py \
   tests/test_render.py tests/test_structure.py tests/test_phone_photos.py \
-  tests/test_download.py tests/test_instagram_export.py tests/test_manifest_entries.py
+  tests/test_download.py tests/test_instagram_export.py tests/test_manifest_entries.py \
+  tests/test_forked.py
 
 setup-312: $(STAMP312)
 

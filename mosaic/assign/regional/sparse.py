@@ -5,7 +5,8 @@ of the region it was allocated to. The reduced-cost pass kept each tile's
 :data:`~mosaic.assign.regional.prices.CANDIDATES` photos of least ``w_t c_ti + p_i``; the
 assignment over those edges and the stitched ones is solved exactly, for all tiles at once,
 with SciPy's sparse Jonker-Volgenant
-(:func:`scipy.sparse.csgraph.min_weight_full_bipartite_matching`).
+(:func:`scipy.sparse.csgraph.min_weight_full_bipartite_matching`), in a forked child
+(:func:`mosaic.forked.run_forked`) so that a stop signal does not wait for it.
 The stitched edges guarantee a full matching, so the result is never worse than the
 stitched start; photos the allocation left out come back wherever they are candidates.
 """
@@ -17,6 +18,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from mosaic.assign.regional.prices import Candidates
+from mosaic.forked import run_forked
 
 __all__ = ["sparse_solve"]
 
@@ -60,7 +62,9 @@ def sparse_solve(candidates: Candidates, photo_of_tile: np.ndarray, tile_cost: n
     _, unique = np.unique(rows * photos + cols, return_index=True)  # a candidate may be current
     graph = sparse.csr_matrix((weights[unique], (rows[unique], cols[unique])),
                               shape=(tiles, photos))
-    matched_rows, matched_cols = min_weight_full_bipartite_matching(graph)
+    # SciPy holds the interpreter lock for the whole call (minutes at 100,000 photos): in
+    # a forked child, a stop signal is answered at once.
+    matched_rows, matched_cols = run_forked(lambda: min_weight_full_bipartite_matching(graph))
     result = np.empty(tiles, dtype=np.int64)
     result[matched_rows] = matched_cols
     return result, int(graph.nnz)
