@@ -139,4 +139,4 @@ deploy: setup
 	$(BIN)/python deployments/deploy.py
 
 clean:
-	rm -rf mosaic-runs build *.egg-info $(PEERS)
+	rm -rf mosaic-runs build *.egg-info $(PEERS) node_modules mosaic/viewer_assets
