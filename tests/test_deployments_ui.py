@@ -7,19 +7,14 @@ not idle through the rest of the suite) and a finished ``build-mosaic/on-demand`
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.fixtures.headless import chromium
 from tests.fixtures.prefect_service import PrefectService, service_for_module
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         "--disable-dev-shm-usage", "--window-size=1400,1000")
 RENDERED_IMAGE_JS = """
 const image = Array.from(document.images).find(
     image => image.src.startsWith('data:image/') && image.complete && image.naturalWidth > 0
@@ -39,25 +34,8 @@ def prefect_service(request: pytest.FixtureRequest,
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """Headless Chromium through Debian's chromedriver (quit, or killed, afterwards)."""
-    os.environ["SE_OFFLINE"] = "true"
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    service = Service(CHROMEDRIVER)
-    driver = webdriver.Chrome(service=service, options=options)
-    try:
+    with chromium("1400,1000", console=False) as driver:
         yield driver
-    finally:
-        try:
-            driver.quit()
-        finally:
-            if service.process is not None and service.process.poll() is None:
-                service.process.kill()
-                service.process.wait()
 
 
 @pytest.mark.slow

@@ -18,12 +18,8 @@ from PIL import Image
 from mosaic.errors import MosaicError
 from mosaic.outputs import TEXT_MARK
 from mosaic.report_html import MethodRun, method_picture, report_html, write_report_html
+from tests.fixtures.headless import chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         "--disable-dev-shm-usage", "--window-size=1400,1000")
 ROWS, COLS = 6, 9
 """Not square, so a rows/cols mix-up shows."""
 
@@ -258,28 +254,8 @@ def test_write_report_html_replaces_its_own_page_but_not_the_users_file(tmp_path
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """Headless Chromium through Debian's chromedriver, with its console log kept."""
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip(f"headless Chromium needs {CHROMIUM} and {CHROMEDRIVER}")
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not download a driver
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = Service(CHROMEDRIVER)
-    driver = webdriver.Chrome(service=service, options=options)
-    try:
+    with chromium("1400,1000", console=True) as driver:
         yield driver
-    finally:
-        try:
-            driver.quit()
-        finally:
-            if service.process is not None and service.process.poll() is None:
-                service.process.kill()
-                service.process.wait()
 
 
 IMAGES_JS = """

@@ -24,14 +24,10 @@ from mosaic.outputs import TEXT_MARK
 from mosaic.processes import owner_tag
 from mosaic.viewer import DZI_NAMESPACE, save_deep_zoom, viewer_assets
 from tests.conftest import ROOT, in_mount_namespace
+from tests.fixtures.headless import chromium
 
 WIDTH, HEIGHT = 3000, 2000
 DEEPEST = math.ceil(math.log2(max(WIDTH, HEIGHT)))
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", "--window-size=1200,800")
 OUR_ENTRIES = {"mosaic.dzi", "mosaic_files", "viewer.html", "openseadragon"}
 
 
@@ -275,26 +271,8 @@ def assert_shows_the_poster(browser: Any) -> None:
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """Headless Chromium through Debian's chromedriver, with the console's messages."""
-    os.environ["SE_OFFLINE"] = "true"
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = Service(CHROMEDRIVER)
-    driver = webdriver.Chrome(service=service, options=options)
-    try:
+    with chromium("1200,800", console=True) as driver:
         yield driver
-    finally:
-        try:
-            driver.quit()
-        finally:
-            if service.process is not None and service.process.poll() is None:
-                service.process.kill()
-                service.process.wait()
 
 
 def test_the_viewer_opens_from_disk_and_zooms_to_the_deepest_tiles(site, browser):
