@@ -206,9 +206,11 @@ def tile_weights(detection: Detection, crop: tuple[int, int, int, int], rows: in
 def _class_weights(mode: str, face_weight: float, person_weight: float
                    ) -> list[tuple[str, float]]:
     """The (class, weight) pairs that ``mode`` counts."""
+    counted = {"faces+people": ("face", "person"), "faces": ("face",),
+               "people": ("person",)}.get(mode, ())
     return [(name, weight) for name, weight in (("face", face_weight),
                                                 ("person", person_weight))
-            if mode == "faces+people" or mode == f"{name}s"]
+            if name in counted]
 
 
 def _face_cells(detection: Detection, box: FloatBox, grid_size: tuple[int, int],
