@@ -42,7 +42,8 @@ the same within 0.1 point)."""
 SAMPLES_PER_TILE = 8
 """Distance-transform cells per tile side in :func:`tile_weights`."""
 CLASS_FRACTION = 0.25
-"""A tile is a face (person) tile when at least this fraction of it is face (person)."""
+"""A tile is a person tile when at least this fraction of it is person (face tiles are
+any tile overlapping a whole head: :func:`tile_classes`)."""
 FACE, PERSON, BACKGROUND = 2, 1, 0
 """Tile labels of :func:`tile_classes`."""
 
