@@ -77,9 +77,9 @@ def weights(
     mode: Annotated[str, typer.Option(
         "--weights", help=f"Which tiles count more: {', '.join(MODES)}.")] = "faces+people",
     face_weight: Annotated[float, typer.Option(
-        help="Weight of face pixels (>= 1).")] = DEFAULT_FACE_WEIGHT,
+        help="Weight of tiles on a face's whole head (>= 1).")] = DEFAULT_FACE_WEIGHT,
     person_weight: Annotated[float, typer.Option(
-        help="Weight of person pixels (>= 1).")] = DEFAULT_PERSON_WEIGHT,
+        help="Weight of tiles on a person (>= 1).")] = DEFAULT_PERSON_WEIGHT,
     falloff: Annotated[float, typer.Option(
         help="How far the weights reach beyond a face or person, in tiles.")
     ] = DEFAULT_FALLOFF,

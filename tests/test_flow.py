@@ -145,7 +145,11 @@ def test_auto_picks_regional_when_the_matrix_exceeds_the_budget(prefect_api, pho
     assert "over max_memory" in regional["method_reason"]
     placement = json.loads(Path(regional["assignment_file"]).read_text())["photo_of_tile"]
     assert len(placement) == regional["tiles"] == len(set(placement))
-    assert regional["lower_bound"] <= dense["objective"] + 1e-9 <= regional["objective"] + 2e-9
+    # Costs are float32: "optimal" holds to their precision (~6e-8 relative), which the
+    # whole-head weights (2.5, fall-off 0.5) showed: regional came out 9e-8 below dense.
+    slack = 1e-7 * abs(dense["objective"])
+    assert regional["lower_bound"] <= dense["objective"] + slack
+    assert dense["objective"] <= regional["objective"] + slack
     assert regional["weights"]["mode"] == "faces+people"
     assert regional["regional"]["regions"] >= 2
     report = (tmp_path / "regional" / "work" / "report.md").read_text()

@@ -19,18 +19,22 @@ mediapipe wheel and the Haar cascades of the opencv wheel it depends on:
   person masks of a detectron2 PointRend model, which is not installed here
   (:mod:`.people`).
 
-Weights (:func:`tile_weights`): for a class with weight ``W`` every pixel gets
-``1 + (W - 1) * exp(-d / (falloff * tile))``, ``d`` the Euclidean distance to the
-nearest pixel of the class (0 inside it) and ``tile`` the tile side in target pixels;
-classes combine by the per-pixel maximum and a tile's weight is the mean over its
-pixels. Distances are computed on a grid of ``samples_per_tile`` x ``samples_per_tile``
-cells per tile (a cell belongs to a class when at least half of it does), over the crop
-and a margin around it, so labelled pixels just outside the crop still count.
+Weights (:func:`tile_weights`): a face's region is its whole head, forehead to chin
+and ear to ear with the hair (:mod:`.heads`: the face box grown in proportion to the
+face), plus its hull; a person's is its mask. For a class with weight ``W`` every
+point gets ``1 + (W - 1) * exp(-d / (falloff * tile))``, ``d`` the Euclidean distance
+to the region (0 inside it) and ``tile`` the tile side in target pixels; classes
+combine by the maximum and a tile's weight is the maximum over its points, so any tile
+overlapping a head gets the full face weight. Distances are computed on a grid of
+``samples_per_tile`` x ``samples_per_tile`` cells per tile (a cell belongs to a region
+when it touches it), over the crop and a margin around it, so heads just outside the
+crop still count.
 
 Modules, each importing only those listed before it: :mod:`.detection` (the
 :class:`Detection` type, its file, box geometry), :mod:`.session` (mediapipe, quietly),
 :mod:`.candidates`, :mod:`.faces`, :mod:`.people`, :mod:`.detect` (:func:`detect_people`),
-:mod:`.weights`, :mod:`.crop` (the face-aware crop) and :mod:`.picture` (the weight map).
+:mod:`.heads`, :mod:`.weights`, :mod:`.crop` (the face-aware crop) and :mod:`.picture`
+(the weight map).
 How the rules and defaults were chosen: ``benchmarks/TUNING-importance.md``.
 """
 
@@ -52,6 +56,8 @@ from mosaic.importance.weights import (
     CLASS_FRACTION,
     DEFAULT_FACE_WEIGHT,
     DEFAULT_FALLOFF,
+    DEFAULT_HEAD_SCALE,
+    DEFAULT_PERSON_TOUCH,
     DEFAULT_PERSON_WEIGHT,
     FACE,
     MODES,
@@ -72,6 +78,8 @@ __all__ = [
     "CLASS_FRACTION",
     "DEFAULT_FACE_WEIGHT",
     "DEFAULT_FALLOFF",
+    "DEFAULT_HEAD_SCALE",
+    "DEFAULT_PERSON_TOUCH",
     "DEFAULT_PERSON_WEIGHT",
     "FACE",
     "FACE_SIDE",

@@ -1,8 +1,9 @@
-"""Tile weights from a :class:`Detection`: fall-off around faces and people, tile classes.
+"""Tile weights from a :class:`Detection`: whole heads and people, fall-off, tile classes.
 
-For a class with weight ``W`` every pixel gets ``1 + (W - 1) * exp(-d / (falloff * tile))``
-(see :func:`tile_weights`); the defaults were chosen with ``benchmarks/bench_weights.py``
-(``benchmarks/TUNING-importance.md``).
+For a class with weight ``W`` a tile gets ``1 + (W - 1) * exp(-d / (falloff * tile))``,
+``d`` the distance from the tile to the class (0 when it overlaps a whole head or a
+person at all; see :func:`tile_weights`); the defaults were chosen with
+``benchmarks/bench_weights.py`` (``benchmarks/TUNING-importance.md``).
 """
 
 from __future__ import annotations
@@ -17,23 +18,32 @@ from scipy import ndimage
 
 from mosaic.errors import MosaicError
 from mosaic.importance.detection import Detection, FloatBox
+from mosaic.importance.heads import head_ellipses, rectangles_touching, tiles_touching
 
 MODES = ("faces+people", "faces", "people", "none")
 """Weighting modes: which classes raise the weight of the tiles near them."""
 
-DEFAULT_FACE_WEIGHT = 3.0
-"""Weight of a pixel inside a face: face-tile cost 32-63 % lower for at most 2.6 % more
-overall on 8 of the 9 targets with faces (``benchmarks/bench_weights.py``)."""
+DEFAULT_FACE_WEIGHT = 2.5
+"""Weight of a tile on a whole head. Chosen with ``benchmarks/bench_weights.py`` on
+halves of the shared targets: face-tile cost 46-61 % lower for at most 2.6 % more
+overall on the five that are not close-ups; 3 pushes the portrait obama past +3 %."""
 DEFAULT_PERSON_WEIGHT = 1.25
-"""Weight of a pixel inside a person: person tiles improve too; more takes from the faces."""
-DEFAULT_FALLOFF = 0.25
-"""Fall-off length around a face or person, in tiles (0.25 to 1 differ little; the
-shortest keeps the overall cost lowest)."""
+"""Weight of a tile on a person: person tiles improve too (2 % on average)."""
+DEFAULT_FALLOFF = 0.5
+"""Fall-off length beyond a head or person, in tiles: a soft border of a tile or two
+(0.25 to 0.5 differ by a few points of face gain; 0 leaves a hard edge)."""
+DEFAULT_HEAD_SCALE = 1.0
+"""Multiplier of the head's growth beyond the face box (:mod:`mosaic.importance.heads`):
+1 is the anatomical growth; 0.5 to 1.5 stay within a few points of each other."""
+DEFAULT_PERSON_TOUCH = True
+"""A tile touching a person at all gets the person weight (the half-cell rule measures
+the same within 0.1 point)."""
 
 SAMPLES_PER_TILE = 8
 """Distance-transform cells per tile side in :func:`tile_weights`."""
 CLASS_FRACTION = 0.25
-"""A tile is a face (person) tile when at least this fraction of it is face (person)."""
+"""A tile is a person tile when at least this fraction of it is person (face tiles are
+any tile overlapping a whole head: :func:`tile_classes`)."""
 FACE, PERSON, BACKGROUND = 2, 1, 0
 """Tile labels of :func:`tile_classes`."""
 
@@ -91,18 +101,6 @@ def falloff_weights(mask: np.ndarray, weight: float, length: float,
     return 1.0 + (weight - 1.0) * np.exp(-distance / length)
 
 
-def _class_masks(detection: Detection, mode: str, face_weight: float, person_weight: float
-                 ) -> list[tuple[np.ndarray, float]]:
-    """The (mask, weight) pairs that ``mode`` counts."""
-    if mode == "faces+people":
-        return [(detection.face_mask, face_weight), (detection.person_mask, person_weight)]
-    if mode == "faces":
-        return [(detection.face_mask, face_weight)]
-    if mode == "people":
-        return [(detection.person_mask, person_weight)]
-    return []
-
-
 def _resample_mask(mask: np.ndarray, box: FloatBox, size: tuple[int, int]) -> np.ndarray:
     """Fraction of each cell of ``box`` (split into ``size`` = (w, h) cells) in ``mask``."""
     image = Image.fromarray(mask.astype(np.uint8) * 255)
@@ -124,8 +122,17 @@ def tile_weights(detection: Detection, crop: tuple[int, int, int, int], rows: in
                  mode: str = "faces+people", face_weight: float = DEFAULT_FACE_WEIGHT,
                  person_weight: float = DEFAULT_PERSON_WEIGHT,
                  falloff_tiles: float = DEFAULT_FALLOFF,
-                 samples_per_tile: int = SAMPLES_PER_TILE) -> np.ndarray:
-    """Importance of every tile: the mean over its pixels of the fall-off weights.
+                 samples_per_tile: int = SAMPLES_PER_TILE, *,
+                 head_scale: float = DEFAULT_HEAD_SCALE,
+                 person_touch: bool = DEFAULT_PERSON_TOUCH) -> np.ndarray:
+    """Importance of every tile: the largest fall-off weight on any part of it.
+
+    A face's region is its whole head (:func:`mosaic.importance.heads.head_ellipses`:
+    the face box grown to the hair, the ears and the chin) together with its FaceMesh
+    hull. Every tile that overlaps the region at all gets the full face weight; a tile
+    near it gets ``1 + (W - 1) exp(-d / (f * tile))``, ``d`` the distance from the tile's
+    nearest point to the region (a tile-level maximum, not a mean over its pixels, so
+    that the tiles on a head's border count as the head). People likewise.
 
     Parameters
     ----------
@@ -136,15 +143,20 @@ def tile_weights(detection: Detection, crop: tuple[int, int, int, int], rows: in
     rows, cols : int
         The grid; tiles are numbered row by row as in :func:`mosaic.features.tile_boxes`.
     mode : {"faces+people", "faces", "people", "none"}
-        Which classes count. Classes combine by the per-pixel maximum of their weights.
+        Which classes count. Classes combine by the maximum of their weights.
     face_weight, person_weight : float
-        Weight ``W`` of a pixel inside a face / a person (>= 1).
+        Weight ``W`` of a tile on a head / on a person (>= 1).
     falloff_tiles : float
-        Fall-off length in tiles: pixel weights are ``1 + (W - 1) exp(-d / (f * tile))``
-        with ``d`` the distance to the class and ``tile`` the mean tile side in target
-        pixels; 0 = no fall-off.
+        Fall-off length ``f`` in tiles (``tile`` is the mean tile side in target pixels);
+        0 = no fall-off.
     samples_per_tile : int
-        Resolution of the distance transform: cells per tile side.
+        Resolution of the distance transform: cells per tile side (distances are
+        measured between cells, so to within ``1 / samples_per_tile`` of a tile).
+    head_scale : float
+        Multiplies the head's growth beyond the face box (0: the box's ellipse only).
+    person_touch : bool
+        True: a tile touching the person mask at all is a person tile; False: a cell
+        is a person when half of it is (the weight then grows into a silhouette's edge).
 
     Returns
     -------
@@ -156,8 +168,10 @@ def tile_weights(detection: Detection, crop: tuple[int, int, int, int], rows: in
     _check_grid(detection, crop, rows, cols)
     if samples_per_tile < 1:
         raise ValueError("samples_per_tile must be at least 1")
-    classes = [(m, w) for m, w in _class_masks(detection, mode, face_weight, person_weight)
-               if w > 1 and m.any()]
+    if not (math.isfinite(head_scale) and head_scale >= 0):
+        raise ValueError(f"head_scale {head_scale}: must be a number >= 0")
+    classes = [(name, w) for name, w in _class_weights(mode, face_weight, person_weight)
+               if w > 1 and (detection.faces if name == "face" else detection.person_mask.any())]
     if not classes:
         return np.ones(rows * cols)
     left, top, right, bottom = crop
@@ -176,14 +190,37 @@ def tile_weights(detection: Detection, crop: tuple[int, int, int, int], rows: in
                  rows * samples_per_tile + pad_top + pad_bottom)
     length = falloff_tiles * (tile_w + tile_h) / 2
     combined = np.ones((grid_size[1], grid_size[0]))
-    for mask, weight in classes:
-        cells = _resample_mask(mask, box, grid_size) >= _CELL_FRACTION
+    for name, weight in classes:
+        if name == "face":
+            cells = _face_cells(detection, box, grid_size, head_scale)
+        else:
+            fraction = _resample_mask(detection.person_mask, box, grid_size)
+            cells = fraction > 0 if person_touch else fraction >= _CELL_FRACTION
         np.maximum(combined, falloff_weights(cells, weight, length, (cell_h, cell_w)),
                    out=combined)
     inner = combined[pad_top:pad_top + rows * samples_per_tile,
                      pad_left:pad_left + cols * samples_per_tile]
-    per_tile = inner.reshape(rows, samples_per_tile, cols, samples_per_tile).mean(axis=(1, 3))
+    per_tile = inner.reshape(rows, samples_per_tile, cols, samples_per_tile).max(axis=(1, 3))
     return np.maximum(per_tile.ravel(), 1.0)
+
+
+def _class_weights(mode: str, face_weight: float, person_weight: float
+                   ) -> list[tuple[str, float]]:
+    """The (class, weight) pairs that ``mode`` counts."""
+    counted = {"faces+people": ("face", "person"), "faces": ("face",),
+               "people": ("person",)}.get(mode, ())
+    return [(name, weight) for name, weight in (("face", face_weight),
+                                                ("person", person_weight))
+            if name in counted]
+
+
+def _face_cells(detection: Detection, box: FloatBox, grid_size: tuple[int, int],
+                head_scale: float) -> np.ndarray:
+    """Cells of ``box`` (``grid_size`` = (w, h) of them) touching a head or a face hull."""
+    x_edges = np.linspace(box[0], box[2], grid_size[0] + 1)
+    y_edges = np.linspace(box[1], box[3], grid_size[1] + 1)
+    heads = rectangles_touching(head_ellipses(detection.faces, head_scale), x_edges, y_edges)
+    return heads | (_resample_mask(detection.face_mask, box, grid_size) > 0)
 
 
 def resolve_mode(detection: Detection, mode: str) -> tuple[str, str | None]:
@@ -231,19 +268,21 @@ def tile_classes(detection: Detection, crop: tuple[int, int, int, int], rows: in
                  threshold: float = CLASS_FRACTION) -> np.ndarray:
     """Label every tile: :data:`FACE` (2), :data:`PERSON` (1) or :data:`BACKGROUND` (0).
 
-    A tile is a face tile when at least ``threshold`` (a quarter, by default) of its area
-    is face; otherwise a person tile when at least ``threshold`` of it is person (faces
-    included); otherwise background. A quarter rather than a majority so that a face
-    spanning few tiles still has face tiles.
+    A tile is a face tile when it shows any part of a face, forehead to chin, ear to
+    ear, hair included: it overlaps a whole-head ellipse
+    (:func:`mosaic.importance.heads.head_ellipses` at the default growth) or a face
+    hull at all. Otherwise it is a person tile when at least ``threshold`` (a quarter)
+    of it is person, otherwise background.
 
     Returns
     -------
     ndarray of int8, shape (rows * cols,)
     """
     face, person = tile_fractions(detection, crop, rows, cols)
+    heads = tiles_touching(head_ellipses(detection.faces), crop, rows, cols)
     labels = np.full(rows * cols, BACKGROUND, dtype=np.int8)
     labels[person >= threshold] = PERSON
-    labels[face >= threshold] = FACE
+    labels[heads | (face > 0)] = FACE
     return labels
 
 
