@@ -38,7 +38,7 @@ What phomo does (read from phomo 1.2.0's source, ``phomo/__main__.py``, ``mosaic
   the same set our ``mosaic build`` uses.
 
 Crop alignment: the region our ``mosaic build --grid RxC`` covers is whatever its run
-wrote to ``layout.json`` (``crop``, in target pixels): by default a crop of aspect
+wrote to ``metrics.json`` (``target_crop``, in target pixels): by default a crop of aspect
 ``cols / rows`` that keeps the faces in frame, a centre crop with ``--weights none`` or
 when no face is found. phomo's own ``-c cols/rows`` would always cut a centre box,
 computed in floating point and rounded by Pillow, which can differ from our centre box by

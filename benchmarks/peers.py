@@ -311,9 +311,9 @@ def only_file(workdir: Path, pattern: str) -> Path:
 
 
 def our_crop(workdir: Path) -> Box:
-    """The target region our run covered (``crop`` in its ``layout.json``)."""
-    layout = json.loads(only_file(workdir, "target/*/layout.json").read_text(encoding="utf-8"))
-    left, top, right, bottom = (int(v) for v in layout["crop"])
+    """The target region our run covered (``target_crop`` in its ``metrics.json``)."""
+    metrics = json.loads((workdir / "metrics.json").read_text(encoding="utf-8"))
+    left, top, right, bottom = (int(v) for v in metrics["target_crop"])
     return left, top, right, bottom
 
 

@@ -73,6 +73,7 @@ def build_metrics(options: BuildOptions, library: LibraryResult, people: PeopleR
     uses = np.unique(photo_of_tile, return_counts=True)[1]
     return {
         "rows": layout.rows, "cols": layout.cols, "tiles": layout.tiles,
+        "target_crop": list(layout.crop),
         "photos_available": library.photos, "photos_used": int(uses.size),
         "max_uses": plan.max_uses, "most_uses": int(uses.max(initial=0)),
         "min_repeat_distance": plan.min_distance,
