@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PEERS := .venv-peers
 
-.PHONY: setup viewer-assets setup-bench setup-312 test-312 system-deps demo test lint bench bench-weights bench-peers bench-scale bench-faces clean ui stop-ui deploy
+.PHONY: setup viewer-assets setup-bench setup-312 test-312 system-deps demo test lint bench bench-weights bench-peers bench-mosaicraft bench-scale bench-faces clean ui stop-ui deploy
 
 setup: $(STAMP) viewer-assets
 
@@ -125,6 +125,15 @@ $(PEERS)/bin/phomo:
 
 bench-peers: setup-bench $(PEERS)/bin/phomo
 	$(BIN)/python -m benchmarks.bench_peers
+
+# mosaicraft (PyPI, with opencv-python) in the same side environment: its default preset
+# and an "honest" profile (no recolouring, no blend, one use per photo) against ours.
+$(PEERS)/bin/mosaicraft:
+	@test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet mosaicraft==0.4.2
+
+bench-mosaicraft: setup-bench $(PEERS)/bin/mosaicraft
+	$(BIN)/python -m benchmarks.bench_mosaicraft
 
 # Prefect server + UI on 127.0.0.1:4200 and a process worker (pool "mosaic"), in the background.
 ui: setup
