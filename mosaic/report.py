@@ -20,6 +20,7 @@ from skimage.metrics import structural_similarity
 
 from mosaic.files import atomic_path, write_bytes_atomic
 from mosaic.outputs import OUTPUT_FORMATS, TEXT_MARK, check_replaceable, image_exif
+from mosaic.report_text import class_cell, weights_line
 
 QUALITY_CELL = 16
 
@@ -124,27 +125,6 @@ def cost_histogram(costs: np.ndarray, bins: int = 10, width: int = 40) -> str:
     return "```\n" + "\n".join(lines) + "\n```"
 
 
-def _weights_line(metrics: Mapping[str, Any]) -> str:
-    settings = metrics.get("weights") or {}
-    mode = settings.get("mode", "none")
-    faces = metrics.get("faces_found")
-    found = "" if faces is None else (
-        f"{faces} face(s), people {100 * (metrics.get('person_fraction') or 0):.0f}% of target; ")
-    if mode == "none":
-        return found + (metrics.get("weights_note") or "uniform")
-    return (found + f"{mode}: face x{settings['face_weight']}, person x"
-            f"{settings['person_weight']}, fall-off {settings['falloff_tiles']} tile")
-
-
-def _class_cells(costs: Mapping[str, Any] | None) -> list[str]:
-    cells = []
-    for name in ("face", "person", "background"):
-        entry = (costs or {}).get(name) or {}
-        value = entry.get("mean_cost")
-        cells.append("" if value is None else f"{value:.4g} ({entry.get('tiles', 0)})")
-    return cells
-
-
 def report_markdown(metrics: Mapping[str, object], comparison: Sequence[Mapping[str, object]],
                     tile_costs: np.ndarray, images: Mapping[str, str]) -> str:
     """The run report: summary, quality, methods compared, timings, histogram, images.
@@ -177,12 +157,14 @@ def report_markdown(metrics: Mapping[str, object], comparison: Sequence[Mapping[
         ["mean cost", metrics["mean_cost"]],
         ["tile error (RGB MSE, 16 px cells)", quality.get("tile_mse_rgb", "")],
         ["SSIM", quality.get("ssim", "")],
-        ["tile weights", _weights_line(metrics)],
+        ["tile weights", weights_line(metrics)],
     ])
     methods = markdown_table(
         ["method", "mean cost", "face tiles", "person tiles", "background", "objective",
          "solve s"],
-        [[c["method"], c["mean_cost"], *_class_cells(c.get("class_costs")), c["objective"],
+        [[c["method"], c["mean_cost"],
+          *(class_cell(c.get("class_costs"), name) for name in ("face", "person", "background")),
+          c["objective"],
           c["seconds"]] for c in comparison])
     timings = metrics.get("timings", {})
     timing_table = markdown_table(["step", "seconds"], [[k, v] for k, v in timings.items()])

@@ -32,7 +32,14 @@ from mosaic import __version__
 from mosaic.files import write_bytes_atomic
 from mosaic.outputs import TEXT_MARK, check_replaceable
 from mosaic.report_figures import error_heat_map, error_histogram, mean_error_bars
-from mosaic.report_text import cost_text, gap_rows, number_text, summary_rows, weights_line
+from mosaic.report_text import (
+    class_cell,
+    cost_text,
+    gap_rows,
+    number_text,
+    summary_rows,
+    weights_line,
+)
 
 DISPLAY_HEIGHT = 360
 """CSS pixels a picture is shown tall (the side-by-side row)."""
@@ -210,12 +217,6 @@ def comparison_sentences(methods: Sequence[MethodRun]) -> list[str]:
     return sentences
 
 
-def _class_cell(costs: Mapping[str, Any] | None, name: str) -> str:
-    entry = (costs or {}).get(name) or {}
-    value = entry.get("mean_cost")
-    return "" if value is None else f"{value:.4g} ({entry.get('tiles', 0)})"
-
-
 def methods_table(methods: Sequence[MethodRun]) -> str:
     """The methods table: mean error, per-class mean (tiles) when known, objective, seconds.
 
@@ -234,7 +235,7 @@ def methods_table(methods: Sequence[MethodRun]) -> str:
     header = ["method", "mean error", *(("face tiles", "person tiles", "background")
                                         if classes else ()), "objective", "solve s"]
     rows = [[method.label, cost_text(method.mean_cost),
-             *((_class_cell(method.class_costs, name) for name in CLASSES) if classes else ()),
+             *((class_cell(method.class_costs, name) for name in CLASSES) if classes else ()),
              method.objective, method.seconds] for method in methods]
     return _table(header, rows)
 

@@ -1,6 +1,7 @@
 """The report's text from a run's metrics: numbers as the reports write them, summary rows.
 
-Shared by the HTML page (:mod:`mosaic.report_html`); everything here reads a
+Shared by the HTML page (:mod:`mosaic.report_html`) and the markdown report
+(:mod:`mosaic.report`); everything here reads a
 ``metrics.json`` mapping in which any key may be missing.
 """
 
@@ -28,7 +29,7 @@ def cost_text(value: float | None) -> str:
 
 
 def weights_line(metrics: Mapping[str, Any]) -> str:
-    """The tile weights in one line (as :mod:`mosaic.report`, missing keys allowed)."""
+    """The tile weights in one line, for both reports (missing keys allowed)."""
     settings = metrics.get("weights") or {}
     mode = settings.get("mode", "none")
     faces = metrics.get("faces_found")
@@ -40,6 +41,13 @@ def weights_line(metrics: Mapping[str, Any]) -> str:
     return (found + f"{mode}: face x{settings.get('face_weight', '?')}, person x"
             f"{settings.get('person_weight', '?')}, fall-off "
             f"{settings.get('falloff_tiles', '?')} tile")
+
+
+def class_cell(costs: Mapping[str, Any] | None, name: str) -> str:
+    """One class's mean cost and tile count ("0.0123 (96)"), or "" when unknown."""
+    entry = (costs or {}).get(name) or {}
+    value = entry.get("mean_cost")
+    return "" if value is None else f"{value:.4g} ({entry.get('tiles', 0)})"
 
 
 def _photos_line(metrics: Mapping[str, Any]) -> str:

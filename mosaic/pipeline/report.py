@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from mosaic.assign.result import Assignment
 from mosaic.assign.spacing import Grid, closest_copies
 from mosaic.files import FileRef, write_json_atomic
 from mosaic.images import open_rgb
@@ -105,15 +106,15 @@ _PICTURE_WIDTH = 1440
 """Widest method picture the HTML report draws (its thumbnails are thinned beyond)."""
 
 
-def method_runs(compared: Sequence[AssignResult], comparison: Sequence[dict[str, Any]],
-                library: LibraryResult, layout: Layout) -> list[MethodRun]:
+def method_runs(compared: Sequence[AssignResult], assignments: Sequence[Assignment],
+                comparison: Sequence[dict[str, Any]], library: LibraryResult, layout: Layout
+                ) -> list[MethodRun]:
     """The solves the HTML report compares, each with its mosaic drawn from thumbnails."""
     thumbs = np.load(library.thumbs.path, mmap_mode="r", allow_pickle=False)
     stride = max(1, -(-layout.cols * thumbs.shape[-2] // _PICTURE_WIDTH))
     thumbs = thumbs[..., ::stride, ::stride, :]
     runs = []
-    for solve, entry in zip(compared, comparison, strict=True):
-        assignment = load_assignment(solve.assignment)
+    for solve, assignment, entry in zip(compared, assignments, comparison, strict=True):
         crops = (np.load(solve.tile_crop.path, allow_pickle=False)
                  if solve.tile_crop is not None else None)
         picture = method_picture(thumbs, assignment.photo_of_tile, crops, layout.rows,
@@ -155,12 +156,13 @@ def report(options: BuildOptions, target_file: FileRef, library: LibraryResult,
     shrunk = Image.fromarray(np.load(rendered.quality.path, allow_pickle=False))
     metrics["quality"] = mosaic_quality(shrunk, target_crop, layout.rows, layout.cols)
     classes = np.load(weights.classes.path, allow_pickle=False)
-    tile_cost = load_assignment(chosen.assignment).tile_cost
+    assignments = [load_assignment(solve.assignment) for solve in compared]
+    tile_cost = assignments[0].tile_cost
     metrics["class_costs"] = class_costs(tile_cost, classes)
     metrics["comparison"] = [
         {**{key: getattr(solve, key) for key in _COMPARED},
-         "class_costs": class_costs(load_assignment(solve.assignment).tile_cost, classes)}
-        for solve in compared]
+         "class_costs": class_costs(assignment.tile_cost, classes)}
+        for solve, assignment in zip(compared, assignments, strict=True)]
     folder = Path(str(options.workdir))
     check_replaceable(folder / "placement.csv", "the placement list")
     write_placement(folder / "placement.csv", placed_tiles(chosen, library, target, weights))
@@ -180,7 +182,8 @@ def report(options: BuildOptions, target_file: FileRef, library: LibraryResult,
     text = report_markdown(metrics, metrics["comparison"], tile_cost, images)
     write_report(folder / "report.md", text)
     write_report_html(folder / "report.html", report_html(
-        metrics, target_crop, method_runs(compared, metrics["comparison"], library, layout),
+        metrics, target_crop,
+        method_runs(compared, assignments, metrics["comparison"], library, layout),
         picture, layout.rows, layout.cols))
     metrics["report_html"] = str(folder / "report.html")
     metrics_path = str(options.metrics)
