@@ -64,7 +64,7 @@ def _recipe(options: BuildOptions, workdir: str) -> dict[str, Any]:
                          request=options.weighting, workdir=workdir)
     plan = tasks.plan_assignment(options, library, target)
     solve = {"loaded": library, "prepared": target, "metric": options.metric,
-             "workdir": workdir, "request": options.scale}
+             "workdir": workdir, "request": options.scale, "shift": options.color_correct}
     scored = ledger.run("score", tasks.score, chosen=plan, **solve)
     compared = [ledger.run("solve", tasks.arrange, chosen=plan, method=plan.method,
                            scored=scored, tile_weights=weights.applied, **solve)]

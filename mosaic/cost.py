@@ -129,8 +129,22 @@ def prepare_features(tile_features: np.ndarray, photo_features: np.ndarray) -> F
 
 
 
+def keep_mean_colour(features: np.ndarray, kept: float) -> None:
+    """Scale each feature row's mean colour by ``kept``, in place (rows are ``(..., 3 n)``).
+
+    With the mean of every channel scaled by ``1 - S`` on both sides, the MSE of two rows
+    is the error left once the photo's mean colour has moved ``S`` of the way to the
+    cell's: the texture term is unchanged and the mean term shrinks by ``(1 - S)^2``.
+    """
+    if kept == 1.0:
+        return
+    pixels = features.view()
+    pixels.shape = (*features.shape[:-1], -1, 3)  # raises rather than edit a copy
+    pixels -= np.float32(1.0 - kept) * pixels.mean(axis=-2, keepdims=True)
+
+
 def thumb_features(tile_thumbs: np.ndarray, photo_thumbs: np.ndarray, metric: Metric,
-                   chunk: int = 1024) -> Features:
+                   chunk: int = 1024, mean_kept: float = 1.0) -> Features:
     """:func:`prepare_features` of the thumbnails' features, built in place chunk by chunk.
 
     Equal to ``prepare_features(to_features(tile_thumbs), to_features(photo_thumbs))`` up
@@ -145,10 +159,13 @@ def thumb_features(tile_thumbs: np.ndarray, photo_thumbs: np.ndarray, metric: Me
     metric : {"lab", "rgb"}
     chunk : int
         Photos converted at a time.
+    mean_kept : float
+        Below 1 the costs price a colour correction: see :func:`keep_mean_colour`.
     """
     if photo_thumbs.ndim == 4:
         photo_thumbs = photo_thumbs[:, None]
     tiles = to_features(np.asarray(tile_thumbs), metric)
+    keep_mean_colour(tiles, mean_kept)
     count, crops = photo_thumbs.shape[:2]
     dims = tiles.shape[1]
     if photo_thumbs.ndim != 5 or int(np.prod(photo_thumbs.shape[2:])) != dims:
@@ -158,6 +175,7 @@ def thumb_features(tile_thumbs: np.ndarray, photo_thumbs: np.ndarray, metric: Me
     for first, last in _ranges(count, chunk):
         part = photos[first:last, :, :dims]
         part[...] = to_features(np.asarray(photo_thumbs[first:last]), metric)
+        keep_mean_colour(part, mean_kept)
         total += part.sum(axis=(0, 1), dtype=np.float64)
     mean = (tiles.mean(axis=0, dtype=np.float64) * 0.5
             + total / max(1, count * crops) * 0.5).astype(np.float32)

@@ -96,7 +96,8 @@ def summary_rows(metrics: Mapping[str, Any], rows: int, cols: int) -> list[list[
     table.append(["tile weights", weights_line(metrics)])
     strength = metrics.get("color_correct") or 0
     table.append(["colour correction", f"{strength:g}: each tile shifted toward its cell's "
-                  "mean colour" if strength else "none: every pixel is a photo's own"])
+                  "mean colour (costs are the errors left after the shift)" if strength
+                  else "none: every pixel is a photo's own"])
     return table
 
 

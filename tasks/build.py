@@ -118,22 +118,22 @@ def plan_assignment(options: BuildOptions, loaded: LibraryResult, prepared: Targ
 
 @task(name="score-blocks", **cached("request"))
 def score(chosen: AssignPlan, loaded: LibraryResult, prepared: TargetResult, metric: Metric,
-          workdir: str, request: ScaleRequest) -> ScoreResult:
+          workdir: str, request: ScaleRequest, shift: float = 0.0) -> ScoreResult:
     """The dense cost matrix in blocks; see :func:`mosaic.pipeline.score.score`."""
-    return scoring.score(chosen, loaded, prepared, metric, workdir, request)
+    return scoring.score(chosen, loaded, prepared, metric, workdir, request, shift)
 
 
 @task(name="arrange", **cached("request"))
 def arrange(chosen: AssignPlan, method: str, scored: ScoreResult, loaded: LibraryResult,
             prepared: TargetResult, tile_weights: FileRef | None, metric: Metric, workdir: str,
-            request: ScaleRequest) -> AssignResult:
+            request: ScaleRequest, shift: float = 0.0) -> AssignResult:
     """One solve; see :func:`mosaic.pipeline.assign.arrange`.
 
     The budget and the cluster are left out of the key: the regional method's regions
     come from the plan, which is in it.
     """
     return assign.arrange(chosen, method, scored, loaded, prepared, tile_weights, metric,
-                          workdir, request)
+                          workdir, request, shift)
 
 
 @task(name="render", **cached())

@@ -129,3 +129,24 @@ def test_block_cost_in_photo_chunks_is_the_same(monkeypatch, photos):
     cost, crop = block_cost(features, slice(None), photos)
     np.testing.assert_allclose(cost, whole, atol=1e-6)
     assert cost.shape == whole.shape and np.array_equal(crop, whole_crop)
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.3, 0.5])
+def test_priced_colour_correction_is_the_error_left_after_the_shift(strength):
+    """``mean_kept = 1 - S``: each cost is the MSE once the photo's mean colour has moved
+    ``S`` of the way to the tile's, as ``--color-correct S`` draws it (best crop kept)."""
+    from mosaic.cost import thumb_features
+
+    rng = np.random.default_rng(4)
+    tiles = rng.integers(0, 256, (5, 4, 4, 3), dtype=np.uint8)
+    photos = rng.integers(0, 256, (6, 2, 4, 4, 3), dtype=np.uint8)
+    cost, crop = block_cost(thumb_features(tiles, photos, "rgb", mean_kept=1.0 - strength),
+                            slice(None), slice(None))
+    cells, candidates = tiles / 255.0, photos / 255.0
+    for t in range(5):
+        for p in range(6):
+            left = [mean_squared_error(cells[t], candidate + strength * (
+                cells[t].mean(axis=(0, 1)) - candidate.mean(axis=(0, 1))))
+                for candidate in candidates[p]]
+            assert cost[t, p] == pytest.approx(min(left), abs=1e-6)
+            assert crop[t, p] == int(np.argmin(left))

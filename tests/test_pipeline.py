@@ -171,3 +171,21 @@ def test_without_colour_correction_no_output_pixel_comes_from_the_target(inputs,
 
     assert drawn(prepared, "a.png", 0.0) == drawn(other, "b.png", 0.0)
     assert drawn(prepared, "c.png", 0.3) != drawn(other, "d.png", 0.3)
+
+
+def test_colour_correction_is_priced_into_the_matrix(inputs, tmp_path):
+    """With a strength the costs are the errors left after the shift: never higher, in
+    a folder of their own (the unshifted matrix is kept)."""
+    photos, target_path = inputs
+    loaded, prepared, _, scored, _ = _stages(photos, target_path, tmp_path, "optimal")
+    options = build_options(photos=str(photos), target=str(target_path),
+                            out=str(tmp_path / "mosaic.jpg"), workdir=str(tmp_path),
+                            grid="4x5", tile_px=8, crops=3, feature_size=8, weights="none",
+                            method="optimal").resolved()
+    plan = assign.plan(options.method, prepared.layout.tiles, loaded.photos, options.crops,
+                       options.feature_size, options.scale)
+    shifted = score.score(plan, loaded, prepared, options.metric, str(tmp_path), options.scale,
+                          shift=0.3)
+    assert shifted.cost.path != scored.cost.path and scored.cost.is_intact()
+    plain, priced = np.load(scored.cost.path), np.load(shifted.cost.path)
+    assert (priced <= plain + 1e-7).all() and (priced < plain - 1e-4).any()

@@ -144,15 +144,19 @@ def baselines(chosen: AssignPlan, weighted: bool, compare: bool) -> list[tuple[s
 
 def arrange(chosen: AssignPlan, method: str, scored: ScoreResult, library: LibraryResult,
             target: TargetResult, weights: FileRef | None, metric: Metric, workdir: str,
-            request: ScaleRequest) -> AssignResult:
+            request: ScaleRequest, shift: float = 0.0) -> AssignResult:
     """Solve with ``method`` (the plan's, or a baseline's), tile-weighted if ``weights``.
+
+    ``shift`` prices the colour correction into the regional method's costs, as
+    :func:`mosaic.pipeline.score.features` does for the dense matrix.
 
     The two strategies: a dense method solves the matrix of
     :func:`mosaic.pipeline.score.score`; the regional method solves from the features,
     never holding the dense matrix.
     """
     if method == "regional":
-        return _arrange_regional(chosen, library, target, weights, metric, workdir, request)
+        return _arrange_regional(chosen, library, target, weights, metric, workdir, request,
+                                 shift)
     if scored.cost is None:
         raise MosaicError(f"`method` {method!r} needs the dense matrix, which was not scored")
     return _arrange_dense(method, scored, weights, workdir, chosen, target.layout)
@@ -202,9 +206,9 @@ def _arrange_dense(method: str, scored: ScoreResult, weights: FileRef | None, wo
 
 def _arrange_regional(chosen: AssignPlan, library: LibraryResult, target: TargetResult,
                       weights: FileRef | None, metric: Metric, workdir: str,
-                      request: ScaleRequest) -> AssignResult:
+                      request: ScaleRequest, shift: float) -> AssignResult:
     # Coarse-to-fine when it pays: every pass of the regional method scores all pairs.
-    scoring = for_scoring(features(library, target, metric))
+    scoring = for_scoring(features(library, target, metric, shift))
     tile_weight = np.load(weights.path, allow_pickle=False) if weights is not None else None
     label = _label("regional", weights)
     layout: Layout = target.layout
@@ -215,7 +219,8 @@ def _arrange_regional(chosen: AssignPlan, library: LibraryResult, target: Target
                                  log=logger.info, progress=advance)
     assignment, report = result.assignment, result.report
     folder = stage_folder(workdir, "assign", library.thumbs.sha256, target.tiles.sha256, metric,
-                          "regional", chosen.regions, weights.sha256 if weights else None)
+                          "regional", chosen.regions, weights.sha256 if weights else None,
+                          *([shift] if shift else []))
     assignment_ref, crop_ref = _save(folder, assignment, result.best_crop)
     passes = ("c-transform pass", "reduced-cost pass")
     score_seconds = sum(report.seconds.get(name, 0.0) for name in passes)

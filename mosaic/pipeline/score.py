@@ -23,15 +23,20 @@ from mosaic.progress import stage
 from mosaic.scoring import for_scoring
 
 
-def features(library: LibraryResult, target: TargetResult, metric: Metric) -> Features:
-    """The tiles' and photos' features in ``metric``, centred for block scoring."""
+def features(library: LibraryResult, target: TargetResult, metric: Metric,
+             shift: float = 0.0) -> Features:
+    """The tiles' and photos' features in ``metric``, centred for block scoring.
+
+    With ``shift`` (the ``--color-correct`` strength) above 0 the costs are those left
+    after the render moves each tile's mean colour that part of the way to its cell's.
+    """
     return thumb_features(np.load(target.tiles.path, allow_pickle=False),
                           np.load(library.thumbs.path, mmap_mode="r", allow_pickle=False),
-                          metric)
+                          metric, mean_kept=1.0 - shift)
 
 
 def score(chosen: AssignPlan, library: LibraryResult, target: TargetResult, metric: Metric,
-          workdir: str, request: ScaleRequest) -> ScoreResult:
+          workdir: str, request: ScaleRequest, shift: float = 0.0) -> ScoreResult:
     """The dense cost matrix and winning crops, in blocks; nothing for regional.
 
     Blocks run on local Dask threads, or on the cluster at ``request.dask_address``; the
@@ -42,10 +47,11 @@ def score(chosen: AssignPlan, library: LibraryResult, target: TargetResult, metr
     if not chosen.dense:
         return ScoreResult(None, None, 0.0, where)
     started = time.perf_counter()  # features and their rotation count as scoring
-    scored = features(library, target, metric)
+    scored = features(library, target, metric, shift)
     # Large problems with crops score coarse-to-fine: the same costs, about 2x faster.
     scoring = for_scoring(scored)
-    folder = stage_folder(workdir, "score", library.thumbs.sha256, target.tiles.sha256, metric)
+    folder = stage_folder(workdir, "score", library.thumbs.sha256, target.tiles.sha256, metric,
+                          *([shift] if shift else []))  # unshifted runs keep their folders
     with_crops = scored.n_crops > 1
     with contextlib.ExitStack() as stack:
         client = stack.enter_context(dask_client(request.dask_address))
