@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bench_faces import REQUIRED
-from benchmarks.synthetic import LIBRARY, TARGETS
+from benchmarks.synthetic import LIBRARY, TARGETS, halves
 from benchmarks.table import machine, print_table
 from mosaic import importance
 from mosaic.assign.exact import assign_optimal
@@ -65,12 +65,6 @@ OVERALL_LIMIT = 3.0
 CLOSE_UP = 0.25  # measured face tiles over this fraction of the grid: a close-up
 Setting = tuple[float, float, float, float, bool]
 """(face weight, person weight, fall-off in tiles, head scale, person touch)."""
-
-
-def halves(names: list[str]) -> dict[str, list[str]]:
-    """The fixed split: sorted names, odd places (1st, 3rd...) half A, even places B."""
-    ordered = sorted(names)
-    return {"A": ordered[0::2], "B": ordered[1::2]}
 
 
 @dataclass

@@ -22,6 +22,12 @@ LIBRARY = SHARED_DATA / "library"
 TARGETS = SHARED_DATA / "targets"
 
 
+def halves(names: list[str]) -> dict[str, list[str]]:
+    """The fixed split: sorted names, odd places (1st, 3rd...) half A, even places B."""
+    ordered = sorted(names)
+    return {"A": ordered[0::2], "B": ordered[1::2]}
+
+
 def library_paths() -> list[Path]:
     """The real photos the synthetic ones are cut from."""
     paths = sorted(LIBRARY.glob("*.jpg"))
