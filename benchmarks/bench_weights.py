@@ -41,7 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_faces import REQUIRED
+from benchmarks import faces_album
+from benchmarks.bench_faces import TRUTH_REQUIRED
 from benchmarks.synthetic import LIBRARY, TARGETS, halves
 from benchmarks.table import machine, print_table
 from mosaic import importance
@@ -122,14 +123,15 @@ def measured_classes(name: str, detection: importance.Detection,
     """Face tiles from the hand-counted faces (whole heads), person tiles from the mask."""
     labels = importance.tile_classes(detection, crop, rows, cols)
     labels[labels == importance.FACE] = importance.PERSON  # the detector's faces are people
-    boxes = list(REQUIRED.get(name, {}).values())
+    boxes = list(TRUTH_REQUIRED.get(name, {}).values())
     labels[tiles_touching(head_ellipses(boxes), crop, rows, cols)] = importance.FACE
     return labels
 
 
-def prepare(name: str, photos: np.ndarray, tiles: int | None) -> Problem:
+def prepare(name: str, photos: np.ndarray, tiles: int | None, folder: Path = TARGETS
+            ) -> Problem:
     """Detect, lay out (face-aware crop), score: everything but the assignment."""
-    image = open_rgb(TARGETS / f"{name}.jpg")
+    image = open_rgb(folder / f"{name}.jpg")
     started = time.perf_counter()
     detection = importance.detect_people(image)
     detect_seconds = time.perf_counter() - started
@@ -263,17 +265,40 @@ TARGET_HEADER = ["target", "faces found", "face tiles", "tiles f/p/b", "face non
                  "overall %", "face % (detector heads)", "detector face tiles", "goal"]
 
 
+def default_setting() -> Setting:
+    """The shipped weights as a setting."""
+    return (importance.DEFAULT_FACE_WEIGHT, importance.DEFAULT_PERSON_WEIGHT,
+            importance.DEFAULT_FALLOFF, importance.DEFAULT_HEAD_SCALE,
+            importance.DEFAULT_PERSON_TOUCH)
+
+
+def held_out(photos: np.ndarray, tiles: int | None) -> None:
+    """The defaults against no weights on the album's photos with people (never tuned on)."""
+    defaults = default_setting()
+    names = [name for name, faces in faces_album.REQUIRED.items() if faces]
+    problems = [prepare(name, photos, tiles, faces_album.ALBUM) for name in names]
+    results: Results = {(p.name, setting): solve(p, setting)
+                        for p in problems for setting in (None, defaults)}
+    print_table(f"Held-out album with the defaults ({setting_label(defaults)})",
+                TARGET_HEADER, target_rows(problems, results, defaults))
+
+
 def main() -> None:
     """Pick on each half, report on the other; then the defaults on every target."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="try a few settings only")
     parser.add_argument("--tiles", type=int, default=None,
                         help="tiles per mosaic (default: as many as photos, like a build)")
+    parser.add_argument("--album", action="store_true",
+                        help="only the defaults, on the held-out album's photos with people")
     args = parser.parse_args()
     print(f"Machine: {machine()}")
     started = time.perf_counter()
     photos = library_features()
     print(f"library: {len(photos)} photos ({time.perf_counter() - started:.1f} s)", flush=True)
+    if args.album:
+        held_out(photos, args.tiles)
+        return
     names = sorted(p.stem for p in TARGETS.glob("*.jpg"))
     split = halves(names)
     print(f"split: A = {', '.join(split['A'])}; B = {', '.join(split['B'])}")
@@ -288,9 +313,7 @@ def main() -> None:
     grid = QUICK if args.quick else (FACE_WEIGHTS, PERSON_WEIGHTS, FALLOFFS, HEAD_SCALES,
                                      PERSON_TOUCH)
     settings: list[Setting] = list(itertools.product(*grid))  # type: ignore[arg-type]
-    defaults: Setting = (importance.DEFAULT_FACE_WEIGHT, importance.DEFAULT_PERSON_WEIGHT,
-                         importance.DEFAULT_FALLOFF, importance.DEFAULT_HEAD_SCALE,
-                         importance.DEFAULT_PERSON_TOUCH)
+    defaults = default_setting()
     if defaults not in settings:
         settings.append(defaults)
     results: Results = {}
