@@ -20,7 +20,12 @@ from cli.common import (
 )
 from mosaic.images import DEFAULT_MAX_PIXELS
 from mosaic.importance import DEFAULT_FACE_WEIGHT, DEFAULT_FALLOFF, DEFAULT_PERSON_WEIGHT
-from mosaic.options import DEFAULT_CROPS, DEFAULT_FEATURE_SIZE
+from mosaic.options import (
+    DEFAULT_CROPS,
+    DEFAULT_FEATURE_SIZE,
+    LARGE_LIBRARY_CROPS,
+    MANY_PHOTOS,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
@@ -106,10 +111,12 @@ def build(
              "local threads).")] = None,
     metric: Annotated[str, typer.Option(help="Colour space of the scores: lab or rgb.")
                       ] = "lab",
-    crops: Annotated[int, typer.Option(
-        help="Square crop candidates per photo: the centre, the two ends of the long side "
-             "and four zoomed corners; the best per tile is used (1 = centre only).")
-    ] = DEFAULT_CROPS,
+    crops: Annotated[Optional[int], typer.Option(
+        help="Square crop candidates per photo, the best per tile used: the centre, the "
+             "two ends of the long side, four zoomed corners, then five more zoomed squares "
+             f"and a close centre (1 = centre only; default {DEFAULT_CROPS} up to "
+             f"{MANY_PHOTOS:,} photo files, {LARGE_LIBRARY_CROPS} above).")
+    ] = None,
     feature_size: Annotated[int, typer.Option(help="Scoring resolution (s x s).")
                             ] = DEFAULT_FEATURE_SIZE,
     workdir: Annotated[Optional[Path], typer.Option(

@@ -49,6 +49,7 @@ def _recipe(options: BuildOptions, workdir: str) -> dict[str, Any]:
     ledger = tasks.Ledger()
     target_file = FileRef.of(options.target)
     photos = tasks.scan_photos(str(options.photos))
+    options = options.with_crops_for(len(photos))  # the default depends on the library's size
     library = ledger.run("library", tasks.load_library, on_cached=tasks.name_skipped,
                          photos=photos, workdir=workdir,
                          feature_size=options.feature_size, crops=options.crops,

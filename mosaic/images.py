@@ -274,13 +274,20 @@ def _draft_keeping(image: Image.Image, min_side: int) -> None:
     image.draft("RGB", requested)
 
 
+MAX_CROP_BOXES = 13
+"""Crop candidates :func:`square_crop_boxes` can give."""
+_CLOSE = 0.6  # the close centre's side, in short sides: a tighter view of the subject
+
+
 def square_crop_boxes(width: int, height: int, count: int) -> list[Box]:
     """Return up to ``count`` square crop candidates for an image, centre first.
 
     The candidates are: the centred square; the two ends of the long side; then zoomed
-    squares (three quarters of the short side) at the four corners. Candidates that
-    coincide (a square image has no distinct "ends") are dropped, so fewer than
-    ``count`` boxes may come back.
+    squares (three quarters of the short side) at the four corners, at the centre and at
+    the middle of the four sides; last a close centre (0.6 of the short side).
+    Candidates that coincide (a square image has no distinct "ends") are dropped, so fewer
+    than ``count`` boxes may come back (11 of 13 for a square image). Libraries cached by
+    earlier versions, which stopped after the corners, keep the boxes they were cut with.
 
     Parameters
     ----------
@@ -307,6 +314,12 @@ def square_crop_boxes(width: int, height: int, count: int) -> list[Box]:
         (0.0, 1 - zh, zw, 1.0),
         (1 - zw, 1 - zh, 1.0, 1.0),
     ]
+    # Zoomed squares where the corners do not reach: subjects in the middle of a side.
+    boxes += [((1 - zw) / 2, (1 - zh) / 2, (1 + zw) / 2, (1 + zh) / 2),
+              (0.0, (1 - zh) / 2, zw, (1 + zh) / 2), (1 - zw, (1 - zh) / 2, 1.0, (1 + zh) / 2),
+              ((1 - zw) / 2, 0.0, (1 + zw) / 2, zh), ((1 - zw) / 2, 1 - zh, (1 + zw) / 2, 1.0)]
+    cw, ch = _CLOSE * fw, _CLOSE * fh
+    boxes.append(((1 - cw) / 2, (1 - ch) / 2, (1 + cw) / 2, (1 + ch) / 2))
     unique: list[Box] = []
     for box in boxes:
         rounded: Box = (round(box[0], 6), round(box[1], 6), round(box[2], 6), round(box[3], 6))

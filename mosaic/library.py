@@ -23,6 +23,7 @@ from mosaic.errors import MosaicError
 from mosaic.files import atomic_path, sha256_file, write_json_atomic
 from mosaic.images import (
     DEFAULT_MAX_PIXELS,
+    MAX_CROP_BOXES,
     Box,
     open_rgb,
     square_crop_boxes,
@@ -290,8 +291,9 @@ def build_library(
     MosaicError
         No photo could be read.
     """
-    if not 1 <= crops <= 7:
-        raise MosaicError(f"`crops` {crops}: choose between 1 and 7 crop candidates")
+    if not 1 <= crops <= MAX_CROP_BOXES:
+        raise MosaicError(f"`crops` {crops}: choose between 1 and {MAX_CROP_BOXES} crop "
+                          "candidates")
     hashed = [(Path(p), h) for p, h in photos]
     workers = workers or os.cpu_count() or 1
     library = PhotoLibrary(records=[], thumbs=np.zeros((0, crops, feature_size,

@@ -110,6 +110,7 @@ def check_build(options: BuildOptions) -> BuildPlan:
     options = options.resolved()
     photos = scan_photo_folder(str(options.photos), warn=False)  # the build warns when it lists
     files = photos.files
+    options = options.with_crops_for(len(files))
     target_size = check_target(options)
     out, metrics = Path(options.out), Path(str(options.metrics))
     workdir = Path(str(options.workdir))

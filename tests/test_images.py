@@ -95,8 +95,15 @@ def test_square_crop_boxes():
         left, top, right, bottom = pixel_box(box, 400, 200)
         assert right - left == bottom - top and 0 <= left and right <= 400 and bottom <= 200
     # A square photo has no distinct ends: only centre and four zoomed corners.
-    assert len(square_crop_boxes(100, 100, 7)) == 5
+    assert len(square_crop_boxes(100, 100, 7)) == 7 and len(square_crop_boxes(100, 100, 13)) == 11
     assert len(square_crop_boxes(400, 200, 3)) == 3
+    every = square_crop_boxes(400, 200, 13)
+    assert every[:7] == boxes and len(set(every)) == 13  # the first seven as before
+    for box in every:
+        left, top, right, bottom = pixel_box(box, 400, 200)
+        assert right - left == bottom - top and 0 <= left and right <= 400 and bottom <= 200
+    close = pixel_box(every[-1], 400, 200)  # the close centre: 0.6 of the short side
+    assert (close[2] - close[0], (close[0] + close[2]) / 2) == (120, 200)
 
 
 def _png_chunk(kind, data):
