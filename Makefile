@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PEERS := .venv-peers
 
-.PHONY: setup viewer-assets setup-bench setup-312 test-312 system-deps demo test lint bench bench-weights bench-peers bench-mosaicraft bench-scale bench-faces clean ui stop-ui deploy
+.PHONY: setup viewer-assets setup-bench setup-312 test-312 system-deps demo test lint bench bench-weights bench-peers bench-mosaicraft bench-quality bench-scale bench-faces clean ui stop-ui deploy
 
 setup: $(STAMP) viewer-assets
 
@@ -134,6 +134,11 @@ $(PEERS)/bin/mosaicraft:
 
 bench-mosaicraft: setup-bench $(PEERS)/bin/mosaicraft
 	$(BIN)/python -m benchmarks.bench_mosaicraft
+
+# One table, every shared target: ours (default, greedy, unweighted, colour-corrected),
+# phomo -m norm (optimal, greedy) and mosaicraft (default, honest), with the same grid.
+bench-quality: setup-bench $(PEERS)/bin/phomo $(PEERS)/bin/mosaicraft
+	$(BIN)/python -m benchmarks.bench_quality
 
 # Prefect server + UI on 127.0.0.1:4200 and a process worker (pool "mosaic"), in the background.
 ui: setup
