@@ -73,8 +73,11 @@ def build(
              " mm or px. Presets follow the target's orientation.")] = None,
     dpi: Annotated[Optional[float], typer.Option(help="Print resolution for --size.")] = None,
     tile_px: Annotated[Optional[int], typer.Option(
-        help="Tile side in output pixels (default 100, or what --size and --dpi give).")
+        help="Tile width in output pixels (default 100, or what --size and --dpi give).")
     ] = None,
+    tile_aspect: Annotated[str, typer.Option(
+        metavar="W:H", help="Tile shape: 1:1 (square), 4:5 or 3:4 (portrait, Instagram's "
+        "shapes), 16:9...; the grid still fits the poster.")] = "1:1",
     bleed: Annotated[Optional[str], typer.Option(
         help="Margin for the print shop's trim on every side, e.g. 3mm (with --size and "
              "--dpi) or 40px: the edge tiles mirrored outwards.")] = None,

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from mosaic.placement import PlacedTile
 
 DEFAULT_TILE_PX = 100
-"""Tile side when --tile-px is not given (the build's default)."""
+"""Tile width when --tile-px is not given (the build's default)."""
 
 
 def _photo_path(tile: PlacedTile, where: Path) -> Path:
@@ -54,7 +54,8 @@ def render(
         help="A placement.csv from a build's run folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Poster to write (.jpg, .png, "
                                       ".tif, .webp), or the folder of --format dzi.")],
-    tile_px: Annotated[int, typer.Option(min=1, max=4096, help="Tile side in pixels.")] = (
+    tile_px: Annotated[int, typer.Option(min=1, max=4096, help="Tile width in pixels (the "
+                                         "height follows the list's tile shape).")] = (
         DEFAULT_TILE_PX),
     dpi: Annotated[Optional[float], typer.Option(min=1.0, help="Resolution stored in the "
                                                  "file for printing.")] = None,
@@ -66,7 +67,7 @@ def render(
         "dzi: a Deep Zoom folder with viewer.html.")] = "auto",
 ) -> None:
     """Draw a poster again from a build's placement list."""
-    from mosaic.layout import Layout, parse_bleed
+    from mosaic.layout import Layout, parse_bleed, parse_tile_aspect
     from mosaic.outputs import check_output_format, check_replaceable
     from mosaic.placement import grid_of, read_placement
     from mosaic.render import render_mosaic
@@ -85,8 +86,10 @@ def render(
     tiles = read_placement(placement)
     _check_photos(tiles, placement)
     rows, cols = grid_of(tiles)
-    width, height = cols * tile_px, rows * tile_px
-    layout = Layout(rows, cols, tile_px, (0, 0, width, height), (width, height))
+    shape = parse_tile_aspect(tiles[0].tile_aspect)
+    width, height = cols * tile_px, rows * max(1, round(tile_px * shape[1] / shape[0]))
+    layout = Layout(rows, cols, tile_px, (0, 0, width, height), (width, height),
+                    tile_aspect=shape)
     sources = [(str(_photo_path(tile, placement)), tile.box) for tile in tiles]
     out.parent.mkdir(parents=True, exist_ok=True)
     poster = render_mosaic(layout, sources, out, dpi=dpi, bleed_px=bleed_px,

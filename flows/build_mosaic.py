@@ -53,7 +53,8 @@ def _recipe(options: BuildOptions, workdir: str) -> dict[str, Any]:
     library = ledger.run("library", tasks.load_library, on_cached=tasks.name_skipped,
                          photos=photos, workdir=workdir,
                          feature_size=options.feature_size, crops=options.crops,
-                         max_pixels=options.max_pixels)
+                         max_pixels=options.max_pixels,
+                         tile_aspect=options.layout.tile_shape)
     people = (ledger.run("people", tasks.detect, target_file=target_file, workdir=workdir,
                          request=options.weighting, max_pixels=options.max_pixels)
               if options.weights != "none" else None)

@@ -282,12 +282,21 @@ _CLOSE = 0.6  # the close centre's side, in short sides: a tighter view of the s
 def square_crop_boxes(width: int, height: int, count: int) -> list[Box]:
     """Return up to ``count`` square crop candidates for an image, centre first.
 
-    The candidates are: the centred square; the two ends of the long side; then zoomed
-    squares (three quarters of the short side) at the four corners, at the centre and at
-    the middle of the four sides; last a close centre (0.6 of the short side).
-    Candidates that coincide (a square image has no distinct "ends") are dropped, so fewer
-    than ``count`` boxes may come back (11 of 13 for a square image). Libraries cached by
-    earlier versions, which stopped after the corners, keep the boxes they were cut with.
+    The square case of :func:`crop_boxes` (square tiles, the default).
+    """
+    return crop_boxes(width, height, count)
+
+
+def crop_boxes(width: int, height: int, count: int, aspect: float = 1.0) -> list[Box]:
+    """Return up to ``count`` crop candidates of ``aspect`` (width / height), centre first.
+
+    The candidates are: the centred box (the largest of ``aspect`` inside the image); the
+    two ends of the long side; then zoomed boxes (three quarters of that size) at the four
+    corners, at the centre and at the middle of the four sides; last a close centre (0.6
+    of it). Candidates that coincide (an image of the same aspect has no distinct
+    "ends") are dropped, so fewer than ``count`` boxes may come back (11 of 13 for a
+    square image and square tiles). Libraries cached by earlier versions, which stopped
+    after the corners, keep the boxes they were cut with.
 
     Parameters
     ----------
@@ -295,6 +304,8 @@ def square_crop_boxes(width: int, height: int, count: int) -> list[Box]:
         Image size in pixels.
     count : int
         How many candidates are wanted (at least 1).
+    aspect : float
+        Width / height of the tiles the boxes fill (1: squares).
 
     Returns
     -------
@@ -303,8 +314,12 @@ def square_crop_boxes(width: int, height: int, count: int) -> list[Box]:
     """
     if count < 1:
         raise ValueError("count must be at least 1")
-    side = min(width, height)
-    fw, fh = side / width, side / height
+    if not aspect > 0:
+        raise ValueError("aspect must be positive")
+    if width / height > aspect:
+        fw, fh = height * aspect / width, 1.0
+    else:
+        fw, fh = 1.0, width / aspect / height
     boxes: list[Box] = [((1 - fw) / 2, (1 - fh) / 2, (1 + fw) / 2, (1 + fh) / 2)]
     boxes += [(0.0, 0.0, fw, fh), (1 - fw, 1 - fh, 1.0, 1.0)]
     zw, zh = 0.75 * fw, 0.75 * fh
@@ -314,7 +329,7 @@ def square_crop_boxes(width: int, height: int, count: int) -> list[Box]:
         (0.0, 1 - zh, zw, 1.0),
         (1 - zw, 1 - zh, 1.0, 1.0),
     ]
-    # Zoomed squares where the corners do not reach: subjects in the middle of a side.
+    # Zoomed boxes where the corners do not reach: subjects in the middle of a side.
     boxes += [((1 - zw) / 2, (1 - zh) / 2, (1 + zw) / 2, (1 + zh) / 2),
               (0.0, (1 - zh) / 2, zw, (1 + zh) / 2), (1 - zw, (1 - zh) / 2, 1.0, (1 + zh) / 2),
               ((1 - zw) / 2, 0.0, (1 + zw) / 2, zh), ((1 - zw) / 2, 1 - zh, (1 + zw) / 2, 1.0)]
@@ -334,22 +349,35 @@ def _distance(first: Box, second: Box) -> float:
     return max(abs(a - b) for a, b in zip(first, second, strict=True))
 
 
-def pixel_box(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
-    """Turn a fractional box into integer pixel coordinates, kept square."""
+def pixel_box(box: Box, width: int, height: int, aspect: float = 1.0
+              ) -> tuple[int, int, int, int]:
+    """Turn a fractional box into integer pixel coordinates, kept at ``aspect`` (w / h)."""
     left, top = round(box[0] * width), round(box[1] * height)
-    side = min(round((box[2] - box[0]) * width), round((box[3] - box[1]) * height))
-    side = max(1, min(side, width - left, height - top))
-    return left, top, left + side, top + side
+    box_w = min(round((box[2] - box[0]) * width), round((box[3] - box[1]) * height * aspect))
+    box_w = max(1, min(box_w, width - left, round((height - top) * aspect)))
+    box_h = max(1, min(round(box_w / aspect), height - top))
+    return left, top, left + box_w, top + box_h
 
 
-def crop_resize(image: Image.Image, box: Box, size: int, resample: int) -> Image.Image:
-    """Crop a fractional square ``box`` out of ``image`` and resize it to ``size``."""
+def crop_resize(image: Image.Image, box: Box, size: int | tuple[int, int], resample: int,
+                aspect: float | None = None) -> Image.Image:
+    """Crop a fractional ``box`` out of ``image`` and resize it to ``size``.
+
+    ``size`` is a side (a square) or (width, height). The box's pixels are kept at
+    ``aspect`` (default: the aspect of ``size``); a thumbnail passes the tile aspect, so a
+    4:5 crop is squeezed into an ``s x s`` thumbnail as the target's 4:5 cells are.
+    """
     width, height = image.size
-    return image.resize((size, size), resample=resample, box=pixel_box(box, width, height))
+    out = (size, size) if isinstance(size, int) else size
+    keep = out[0] / out[1] if aspect is None else aspect
+    return image.resize(out, resample=resample, box=pixel_box(box, width, height, keep))
 
 
-def thumbnails(image: Image.Image, boxes: Sequence[Box], size: int) -> np.ndarray:
-    """Area-averaged ``size`` x ``size`` RGB thumbnails of each box, stacked (K, s, s, 3)."""
-    return np.stack(
-        [np.asarray(crop_resize(image, box, size, Image.Resampling.BOX)) for box in boxes]
-    )
+def thumbnails(image: Image.Image, boxes: Sequence[Box], size: int, aspect: float = 1.0
+               ) -> np.ndarray:
+    """Area-averaged ``size`` x ``size`` RGB thumbnails of each box, stacked (K, s, s, 3).
+
+    ``aspect`` is the width / height the boxes were cut at (:func:`crop_boxes`).
+    """
+    return np.stack([np.asarray(crop_resize(image, box, size, Image.Resampling.BOX, aspect))
+                     for box in boxes])

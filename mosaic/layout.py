@@ -1,8 +1,8 @@
 """Poster sizes, the tile grid and the crop of the target.
 
 The grid is worked out from the number of photos: the largest ``rows x cols`` of
-square tiles whose aspect fits the poster, using no more tiles than there are distinct
-photos (each photo is used at most once).
+tiles (square, or of ``--tile-aspect W:H``) whose aspect fits the poster, using no more
+tiles than there are distinct photos (each photo is used at most once).
 """
 
 from __future__ import annotations
@@ -43,6 +43,10 @@ _SIZE_PATTERN = re.compile(
     r"^\s*(\d+(?:\.\d+)?)\s*[x×]\s*(\d+(?:\.\d+)?)\s*(mm|cm|in|px)\s*$", re.IGNORECASE
 )
 _GRID_PATTERN = re.compile(r"^\s*(\d+)\s*[x×]\s*(\d+)\s*$", re.IGNORECASE)
+_ASPECT_PATTERN = re.compile(r"^\s*(\d{1,3})\s*:\s*(\d{1,3})\s*$")
+MAX_TILE_ASPECT = 4.0
+"""Tiles at most this many times wider than tall, or taller than wide."""
+SQUARE: tuple[int, int] = (1, 1)
 
 DEFAULT_ASPECT_TOLERANCE = 0.05
 
@@ -185,6 +189,26 @@ def parse_grid(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
+def parse_tile_aspect(text: str) -> tuple[int, int]:
+    """Parse ``W:H`` (e.g. ``4:5``) into the tile shape, reduced (``8:10`` is ``4:5``).
+
+    Raises
+    ------
+    MosaicError
+        Not two positive whole numbers, or a shape longer than 4:1 either way.
+    """
+    match = _ASPECT_PATTERN.match(text)
+    if not match or int(match[1]) < 1 or int(match[2]) < 1:
+        raise MosaicError(f"`tile_aspect` {text!r} is not understood: use W:H with positive "
+                          "whole numbers, e.g. 4:5 (portrait) or 1:1 (square)")
+    width, height = int(match[1]), int(match[2])
+    if max(width / height, height / width) > MAX_TILE_ASPECT:
+        raise MosaicError(f"`tile_aspect` {text!r}: tiles may be at most "
+                          f"{MAX_TILE_ASPECT:g} times longer one way than the other")
+    common = math.gcd(width, height)
+    return width // common, height // common
+
+
 def choose_grid(
     max_tiles: int, aspect: float, tolerance: float = DEFAULT_ASPECT_TOLERANCE
 ) -> tuple[int, int]:
@@ -249,14 +273,16 @@ class Layout:
     rows, cols : int
         The tile grid.
     tile_px : int
-        Side of one tile in the rendered output.
+        Width of one tile in the rendered output (its side when square).
     crop : tuple of int
         (left, top, right, bottom) of the target region the mosaic covers, in target
-        pixels; its aspect equals ``cols / rows``.
+        pixels; its aspect equals ``cols * W / (rows * H)``.
     target_size : tuple of int
         (width, height) of the upright target.
     poster : str or None
         The ``--size`` the user gave, for reports.
+    tile_aspect : (int, int)
+        The tile shape W:H (1:1 by default).
     """
 
     rows: int
@@ -265,6 +291,17 @@ class Layout:
     crop: tuple[int, int, int, int]
     target_size: tuple[int, int]
     poster: str | None = None
+    tile_aspect: tuple[int, int] = SQUARE
+
+    @property
+    def tile_ratio(self) -> float:
+        """Tile width / height."""
+        return self.tile_aspect[0] / self.tile_aspect[1]
+
+    @property
+    def tile_height(self) -> int:
+        """Height of one tile in the rendered output (``tile_px`` for square tiles)."""
+        return max(1, round(self.tile_px * self.tile_aspect[1] / self.tile_aspect[0]))
 
     @property
     def tiles(self) -> int:
@@ -274,7 +311,7 @@ class Layout:
     @property
     def output_size(self) -> tuple[int, int]:
         """Rendered (width, height) in pixels."""
-        return self.cols * self.tile_px, self.rows * self.tile_px
+        return self.cols * self.tile_px, self.rows * self.tile_height
 
     def to_dict(self) -> dict[str, object]:
         """Plain-dict form for JSON."""
@@ -286,6 +323,7 @@ class Layout:
         values = dict(data)
         values["crop"] = tuple(values["crop"])  # type: ignore[arg-type]
         values["target_size"] = tuple(values["target_size"])  # type: ignore[arg-type]
+        values["tile_aspect"] = tuple(values.get("tile_aspect", SQUARE))  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -369,6 +407,7 @@ def plan_layout(
     centre: tuple[float, float] | None = None,
     max_uses: int = 1,
     min_distance: int = 0,
+    tile_aspect: tuple[int, int] = SQUARE,
 ) -> Layout:
     """Work out the grid, tile size and target crop for a mosaic.
 
@@ -389,9 +428,9 @@ def plan_layout(
     dpi : float, optional
         With a physical poster size, fixes the output pixels.
     tile_px : int, optional
-        Tile side in output pixels; overrides what ``poster`` and ``dpi`` imply.
+        Tile width in output pixels; overrides what ``poster`` and ``dpi`` imply.
     default_tile_px : int
-        Tile side when nothing else fixes it.
+        Tile width when nothing else fixes it.
     centre : (float, float), optional
         Keep this point of the target centred in the crop (faces, later).
     max_uses : int
@@ -400,6 +439,9 @@ def plan_layout(
     min_distance : int
         Least Chebyshev distance between two copies of a photo (checked to be possible,
         :func:`check_repeat_spacing`).
+    tile_aspect : (int, int)
+        Tile shape W:H (:func:`parse_tile_aspect`): the grid is chosen so that
+        ``cols * W / (rows * H)`` fits the poster.
 
     Returns
     -------
@@ -415,18 +457,20 @@ def plan_layout(
     if poster is not None and poster_is_preset:
         poster = poster.oriented_like(target_aspect)
     aspect = poster.aspect if poster is not None else target_aspect
+    ratio = tile_aspect[0] / tile_aspect[1]
     if grid is not None:
         rows, cols = grid
         _check_enough_photos(f"`grid` {rows}x{cols}", rows * cols, photos, max_uses)
     else:
         if tiles is not None:
             _check_enough_photos(f"`tiles` {tiles}", tiles, photos, max_uses)
-        rows, cols = choose_grid(tiles if tiles is not None else photos * max_uses, aspect)
+        rows, cols = choose_grid(tiles if tiles is not None else photos * max_uses,
+                                 aspect / ratio)
     check_repeat_spacing(rows, cols, photos, max_uses, min_distance)
     if tile_px is None:
         pixels = poster.pixels(dpi) if poster is not None else None
         if pixels is not None:
-            tile_px = min(pixels[0] // cols, pixels[1] // rows)
+            tile_px = min(pixels[0] // cols, math.floor(pixels[1] // rows * ratio))
             if tile_px < 1:
                 raise MosaicError(
                     f"`size` {poster.label} at {dpi} dpi gives less than one pixel per tile"
@@ -436,6 +480,6 @@ def plan_layout(
             tile_px = default_tile_px
     if tile_px < 1:
         raise MosaicError(f"`tile_px` {tile_px}: must be at least 1")
-    crop = crop_to_aspect(width, height, cols / rows, centre)
+    crop = crop_to_aspect(width, height, cols * ratio / rows, centre)
     label = poster.label if poster is not None else None
-    return Layout(rows, cols, tile_px, crop, (width, height), label)
+    return Layout(rows, cols, tile_px, crop, (width, height), label, tuple(tile_aspect))

@@ -25,8 +25,8 @@ from mosaic.images import (
     DEFAULT_MAX_PIXELS,
     MAX_CROP_BOXES,
     Box,
+    crop_boxes,
     open_rgb,
-    square_crop_boxes,
     thumbnails,
     upright_size,
 )
@@ -113,14 +113,15 @@ class _Decoded:
     grey: np.ndarray
 
 
-def _decode(path: Path, sha: str, size: int, crops: int, max_pixels: int) -> _Decoded:
+def _decode(path: Path, sha: str, size: int, crops: int, max_pixels: int,
+            aspect: float = 1.0) -> _Decoded:
     # The header gives the true size; large JPEGs (and HEICs with an embedded thumbnail)
     # are then decoded at a reduced scale.
     width, height = upright_size(path, max_pixels=max_pixels)
     image = open_rgb(path, max_pixels=max_pixels, draft_size=max(4 * size, HASH_SIDE * 2))
-    boxes = square_crop_boxes(*image.size, crops)
+    boxes = crop_boxes(*image.size, crops, aspect)
     boxes += [boxes[0]] * (crops - len(boxes))
-    thumbs = thumbnails(image, boxes, size)
+    thumbs = thumbnails(image, boxes, size, aspect)
     grey = np.asarray(
         image.convert("L").resize((HASH_SIDE, HASH_SIDE), Image.Resampling.BOX), dtype=np.uint8
     )
@@ -260,6 +261,7 @@ def build_library(
     cache_dir: str | os.PathLike[str] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int | None = None,
+    tile_aspect: tuple[int, int] = (1, 1),
 ) -> PhotoLibrary:
     """Decode photos into a library of distinct photos with thumbnails.
 
@@ -281,6 +283,8 @@ def build_library(
         Decompression-bomb cap per photo.
     workers : int, optional
         Decoding threads (default: the CPU count).
+    tile_aspect : (int, int)
+        Shape W:H of the tiles: the crop candidates have it.
 
     Returns
     -------
@@ -310,13 +314,16 @@ def build_library(
             todo.append((path, sha))
     cache_folder = None
     if cache_dir is not None:
-        cache_folder = Path(cache_dir) / f"thumbs-v{_CACHE_VERSION}-s{feature_size}-k{crops}"
+        shape = "" if tile_aspect == (1, 1) else f"-a{tile_aspect[0]}x{tile_aspect[1]}"
+        cache_folder = (Path(cache_dir)
+                        / f"thumbs-v{_CACHE_VERSION}-s{feature_size}-k{crops}{shape}")
     cache = _ShardCache(cache_folder)
     missing = [(p, s) for p, s in todo if s not in cache.known]
 
     def work(item: tuple[Path, str]) -> _Decoded | str:
         try:
-            return _decode(item[0], item[1], feature_size, crops, max_pixels)
+            return _decode(item[0], item[1], feature_size, crops, max_pixels,
+                           tile_aspect[0] / tile_aspect[1])
         except MosaicError as exc:
             return str(exc)
 

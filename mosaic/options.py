@@ -27,7 +27,14 @@ from mosaic.importance import (
     DEFAULT_PERSON_WEIGHT,
     check_segmenter,
 )
-from mosaic.layout import Layout, parse_bleed, parse_grid, parse_size, plan_layout
+from mosaic.layout import (
+    Layout,
+    parse_bleed,
+    parse_grid,
+    parse_size,
+    parse_tile_aspect,
+    plan_layout,
+)
 
 DEFAULT_CROPS = 13
 """Crop candidates per photo for libraries up to :data:`MANY_PHOTOS` photos: every one of
@@ -67,6 +74,12 @@ class LayoutRequest:
     tile_px: int | None = None
     max_uses: int = 1
     min_repeat_distance: int = 0
+    tile_aspect: str = "1:1"
+
+    @property
+    def tile_shape(self) -> tuple[int, int]:
+        """The tile shape (W, H), reduced: (1, 1) for square tiles."""
+        return parse_tile_aspect(self.tile_aspect)
 
     def plan(self, target_size: tuple[int, int], photos: int) -> Layout:
         """The grid, tile size and target crop for a target of ``target_size`` pixels."""
@@ -75,7 +88,7 @@ class LayoutRequest:
             target_size, photos, grid=parse_grid(self.grid) if self.grid else None,
             tiles=self.tiles, poster=poster, poster_is_preset=preset, dpi=self.dpi,
             tile_px=self.tile_px, max_uses=self.max_uses,
-            min_distance=self.min_repeat_distance)
+            min_distance=self.min_repeat_distance, tile_aspect=self.tile_shape)
 
 
 @dataclass(frozen=True)
@@ -133,8 +146,10 @@ class BuildOptions(BaseModel):
     size: str | None = Field(None, description="Poster size: A4..A0, 50x70cm, 24x36in, "
                              "6000x8000px...")
     dpi: float | None = Field(None, ge=1, le=2400, description="Print resolution for size.")
-    tile_px: int | None = Field(None, ge=1, le=4096, description="Tile side in pixels "
+    tile_px: int | None = Field(None, ge=1, le=4096, description="Tile width in pixels "
                                 "(default 100, or what size and dpi give).")
+    tile_aspect: str = Field("1:1", description="Tile shape W:H: 1:1 (square), 4:5 or 3:4 "
+                             "(portrait, Instagram's shapes), 16:9...")
     method: Method = Field("auto", description="auto picks optimal while the matrix fits "
                            "max_memory, else regional.")
     max_uses: int = Field(1, ge=1, le=MAX_USES, description="Tiles one photo may fill (1: "
@@ -174,6 +189,12 @@ class BuildOptions(BaseModel):
         if value is not None:
             parse_grid(value)
         return value
+
+    @field_validator("tile_aspect")
+    @classmethod
+    def _tile_aspect(cls, value: str) -> str:
+        width, height = parse_tile_aspect(value)
+        return f"{width}:{height}"
 
     @field_validator("size")
     @classmethod
@@ -231,7 +252,7 @@ class BuildOptions(BaseModel):
     def layout(self) -> LayoutRequest:
         """The grid and size options, for the target stage."""
         return LayoutRequest(self.grid, self.tiles, self.size, self.dpi, self.tile_px,
-                             self.max_uses, self.min_repeat_distance)
+                             self.max_uses, self.min_repeat_distance, self.tile_aspect)
 
     @property
     def bleed_px(self) -> int:

@@ -2,7 +2,8 @@
 
 ``placement.csv`` has one line per tile, row by row: the tile's row and column, the photo
 file and its SHA-256 (to find or credit a photo even after it moved), the crop box drawn
-(fractions of the upright photo), the tile's cost (MSE in [0, 1]) and its weight. It holds
+(fractions of the upright photo), the tile's cost (MSE in [0, 1]), its weight and the tile
+shape W:H (``--tile-aspect``; lists written before it are read as 1:1). It holds
 everything the render needs, so ``mosaic render`` draws the same poster from it again, at
 any tile size.
 """
@@ -20,10 +21,11 @@ from pathlib import Path
 from mosaic.errors import MosaicError
 from mosaic.files import write_bytes_atomic
 from mosaic.images import Box
+from mosaic.layout import parse_tile_aspect
 
 COLUMNS = ("row", "column", "photo", "photo_sha256", "crop_left", "crop_top", "crop_right",
-           "crop_bottom", "cost", "weight")
-"""The header line, in order."""
+           "crop_bottom", "cost", "weight", "tile_aspect")
+"""The header line, in order (lists without the last column are read as 1:1)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class PlacedTile:
     box: Box
     cost: float
     weight: float
+    tile_aspect: str = "1:1"
 
 
 def write_placement(path: str | os.PathLike[str], tiles: Sequence[PlacedTile]) -> None:
@@ -56,7 +59,7 @@ def write_placement(path: str | os.PathLike[str], tiles: Sequence[PlacedTile]) -
         # repr-exact floats: the list redraws the poster bit for bit
         writer.writerow([tile.row, tile.column, tile.photo, tile.photo_sha256,
                          *(repr(float(v)) for v in tile.box), f"{tile.cost:.6g}",
-                         f"{tile.weight:.6g}"])
+                         f"{tile.weight:.6g}", tile.tile_aspect])
     write_bytes_atomic(path, text.getvalue().encode("utf-8"))
 
 
@@ -66,7 +69,8 @@ def _parse_line(values: dict[str, str], line: int, where: str) -> PlacedTile:
         row, column = int(values["row"]), int(values["column"])
         box = tuple(float(values[name]) for name in COLUMNS[4:8])
         cost, weight = float(values["cost"]), float(values["weight"])
-    except (TypeError, ValueError) as exc:
+        width, height = parse_tile_aspect(values.get("tile_aspect") or "1:1")
+    except (TypeError, ValueError, MosaicError) as exc:
         raise MosaicError(f"{where} line {line}: {exc}") from None
     left, top, right, bottom = box
     if row < 0 or column < 0:
@@ -77,7 +81,7 @@ def _parse_line(values: dict[str, str], line: int, where: str) -> PlacedTile:
     if not values["photo"]:
         raise MosaicError(f"{where} line {line}: no photo file")
     return PlacedTile(row, column, values["photo"], values["photo_sha256"],
-                      (left, top, right, bottom), cost, weight)
+                      (left, top, right, bottom), cost, weight, f"{width}:{height}")
 
 
 def read_placement(path: str | os.PathLike[str]) -> list[PlacedTile]:
@@ -97,7 +101,7 @@ def read_placement(path: str | os.PathLike[str]) -> list[PlacedTile]:
     ------
     MosaicError
         The file cannot be read, its header is not :data:`COLUMNS`, a line is malformed,
-        or the tiles do not cover a rows x columns grid exactly once.
+        the tiles do not cover a rows x columns grid exactly once, or their shapes differ.
     """
     where = str(path)
     try:
@@ -105,12 +109,16 @@ def read_placement(path: str | os.PathLike[str]) -> list[PlacedTile]:
     except (OSError, UnicodeDecodeError) as exc:
         raise MosaicError(f"cannot read the placement list {where}: {exc}") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    if tuple(reader.fieldnames or ()) != COLUMNS:
+    if tuple(reader.fieldnames or ()) not in (COLUMNS, COLUMNS[:-1]):
         raise MosaicError(f"{where} is not a placement list: its header must be "
                           f"{','.join(COLUMNS)}")
     tiles = [_parse_line(values, reader.line_num, where) for values in reader]
     if not tiles:
         raise MosaicError(f"{where} lists no tiles")
+    shapes = sorted({tile.tile_aspect for tile in tiles})
+    if len(shapes) > 1:
+        raise MosaicError(f"{where} mixes tile shapes ({', '.join(shapes)}): one poster has "
+                          "one tile shape")
     return _in_grid_order(tiles, where)
 
 

@@ -67,7 +67,7 @@ def poster_image(strips: StripFolder, rows: int, bleed_px: int = 0,
     -------
     pyvips.Image
     """
-    parts = [pyvips.Image.rawload(str(strips.row_path(row)), strips.width, strips.tile_px, 3)
+    parts = [pyvips.Image.rawload(str(strips.row_path(row)), strips.width, strips.row_height, 3)
              for row in range(rows)]
     image = parts[0] if rows == 1 else pyvips.Image.arrayjoin(parts, across=1)
     if bleed_px:

@@ -55,10 +55,14 @@ class Poster:
 PREVIEW_HEIGHT = 480
 
 
-def preview_cell(layout: Layout) -> int:
-    """Pixels a tile in the preview: enough for :data:`PREVIEW_HEIGHT`, at most a tile."""
+def preview_cell(layout: Layout) -> tuple[int, int]:
+    """Pixels (width, height) of a tile in the preview, in the tile's shape.
+
+    Enough for :data:`PREVIEW_HEIGHT`, at most a tile.
+    """
     wanted = -(-PREVIEW_HEIGHT // layout.rows)
-    return max(QUALITY_CELL, min(wanted, layout.tile_px))
+    height = max(QUALITY_CELL, min(wanted, layout.tile_height))
+    return max(1, round(height * layout.tile_ratio)), height
 
 
 def render_mosaic(
@@ -122,8 +126,11 @@ def render_mosaic(
         check_replaceable(out, "`out`")
     width, height = layout.output_size
     check_output_pixels(width + 2 * bleed_px, height + 2 * bleed_px,
-                        "DZI" if deep_zoom else fmt, 2**63, layout.tile_px)
-    key = strips_key(tile_sources, layout.tile_px,
+                        "DZI" if deep_zoom else fmt, 2**63,
+                        max(layout.tile_px, layout.tile_height))
+    size = layout.tile_px if layout.tile_aspect == (1, 1) else (layout.tile_px,
+                                                                 layout.tile_height)
+    key = strips_key(tile_sources, size,
                      [*identity, *(correction.key() if correction else [])])
     private = rows_root is None
     try:
@@ -131,13 +138,13 @@ def render_mosaic(
     except OSError as exc:
         raise OutputError(describe_os_error(exc, out)) from None
     folder = private_dir("render", root=out.parent) if private else _own_folder(rows_root, key)
-    strips = StripFolder(folder, key, width, layout.tile_px)
+    strips = StripFolder(folder, key, width, layout.tile_height)
     try:
         strips.prepare()
         with stage("render", layout.tiles) as advance:
-            quality, preview = draw_rows(strips, layout.cols, tile_sources,
-                                         (QUALITY_CELL, preview_cell(layout)), advance, workers,
-                                         correction)
+            cells = ((QUALITY_CELL, QUALITY_CELL), preview_cell(layout))
+            quality, preview = draw_rows(strips, layout.cols, tile_sources, cells, advance,
+                                         workers, correction)
         image = poster_image(strips, layout.rows, bleed_px, dpi)
         with stage("write poster", 100) as advance:
             if deep_zoom:

@@ -28,16 +28,20 @@ TileSource = tuple[str, Box]
 _KEY_FILE = "strips.key"
 
 
-def render_tile(path: str, box: Box, tile_px: int, max_pixels: int = DEFAULT_MAX_PIXELS
-                ) -> Image.Image:
-    """One photo cropped to ``box`` and resized (Lanczos) to a ``tile_px`` square."""
-    image = open_rgb(path, max_pixels=max_pixels, draft_size=tile_px * 2)
-    return crop_resize(image, box, tile_px, Image.Resampling.LANCZOS)
+def render_tile(path: str, box: Box, tile_px: int | tuple[int, int],
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """One photo cropped to ``box`` and resized (Lanczos) to a tile.
+
+    ``tile_px`` is the side of a square tile, or (width, height).
+    """
+    size = (tile_px, tile_px) if isinstance(tile_px, int) else tile_px
+    image = open_rgb(path, max_pixels=max_pixels, draft_size=max(size) * 2)
+    return crop_resize(image, box, size, Image.Resampling.LANCZOS)
 
 
 @dataclass(frozen=True)
 class StripFolder:
-    """Rows of tiles on disk: ``row-NNNNN.rgb``, each ``width x tile_px`` raw RGB bytes.
+    """Rows of tiles on disk: ``row-NNNNN.rgb``, each ``width x row_height`` raw RGB bytes.
 
     ``key`` names what the rows show (the photos, crops and tile size); a folder holding
     rows of another key is emptied before use, so a resumed render never mixes posters.
@@ -46,7 +50,7 @@ class StripFolder:
     folder: Path
     key: str
     width: int
-    tile_px: int
+    row_height: int
 
     def row_path(self, row: int) -> Path:
         """The file of row ``row``."""
@@ -60,7 +64,7 @@ class StripFolder:
     @property
     def row_bytes(self) -> int:
         """Bytes of one row."""
-        return self.width * self.tile_px * 3
+        return self.width * self.row_height * 3
 
     def prepare(self) -> None:
         """Create the folder; empty it first when it holds another poster's rows."""
@@ -74,14 +78,14 @@ class StripFolder:
                 tmp.write_text(self.key, encoding="ascii")
 
     def write_row(self, row: int, pixels: np.ndarray) -> None:
-        """Store one drawn row (uint8, ``tile_px x width x 3``) atomically."""
+        """Store one drawn row (uint8, ``row_height x width x 3``) atomically."""
         with atomic_path(self.row_path(row)) as tmp:
             pixels.tofile(tmp)
 
     def read_row(self, row: int) -> Image.Image:
         """A stored row as an image."""
         data = self.row_path(row).read_bytes()
-        return Image.frombytes("RGB", (self.width, self.tile_px), data)
+        return Image.frombytes("RGB", (self.width, self.row_height), data)
 
     def remove(self) -> None:
         """Delete the folder and its rows (after the poster is written)."""
@@ -112,14 +116,15 @@ class ColourCorrection:
         return [self.strength, np.round(self.cell_means, 4).tolist()]
 
 
-def strips_key(sources: Sequence[TileSource], tile_px: int, identity: Sequence[object] = ()
-               ) -> str:
+def strips_key(sources: Sequence[TileSource], tile_px: int | Sequence[int],
+               identity: Sequence[object] = ()) -> str:
     """A key naming the rows of a poster: its tiles' files, crops and size.
 
     ``identity`` adds what the paths do not say (each photo's SHA-256), so a photo
     replaced at the same path is drawn again.
     """
-    return hash_jsonable([tile_px, [[path, list(box)] for path, box in sources],
+    size = tile_px if isinstance(tile_px, int) else list(tile_px)
+    return hash_jsonable([size, [[path, list(box)] for path, box in sources],
                           list(identity)])
 
 
@@ -136,9 +141,9 @@ def draw_rows(strips: StripFolder, cols: int, sources: Sequence[TileSource],
         Tiles a row.
     sources : sequence of TileSource
         Every tile, row by row.
-    cells : sequence of int
-        Pixels a tile side in each shrunk copy (box-averaged, as the quality figures
-        shrink a poster).
+    cells : sequence of (int, int)
+        Pixels (width, height) of a tile in each shrunk copy (box-averaged, as the
+        quality figures shrink a poster).
     advance : callable
         Called with the number of tiles done, as they are done.
     workers : int, optional
@@ -149,31 +154,31 @@ def draw_rows(strips: StripFolder, cols: int, sources: Sequence[TileSource],
 
     Returns
     -------
-    list of ndarray of uint8, shape (rows * cell, cols * cell, 3)
+    list of ndarray of uint8, shape (rows * cell height, cols * cell width, 3)
         The poster at each of ``cells`` pixels a tile, made while drawing (never by
         reading the written poster back).
     """
-    rows, size = len(sources) // cols, strips.tile_px
-    shrunk = [np.zeros((rows * cell, cols * cell, 3), np.uint8) for cell in cells]
+    rows, tile_w, tile_h = len(sources) // cols, strips.width // cols, strips.row_height
+    shrunk = [np.zeros((rows * ch, cols * cw, 3), np.uint8) for cw, ch in cells]
     missing = [row for row in range(rows) if not strips.has_row(row)]
     for row in sorted(set(range(rows)) - set(missing)):
         image = strips.read_row(row)
-        for cell, copy in zip(cells, shrunk, strict=True):
-            copy[row * cell:(row + 1) * cell] = np.asarray(
-                image.resize((cols * cell, cell), Image.Resampling.BOX))
+        for (cw, ch), copy in zip(cells, shrunk, strict=True):
+            copy[row * ch:(row + 1) * ch] = np.asarray(
+                image.resize((cols * cw, ch), Image.Resampling.BOX))
         advance(cols)
     todo = [row * cols + col for row in missing for col in range(cols)]
 
     def draw(index: int) -> tuple[np.ndarray, list[np.ndarray]]:
         path, box = sources[index]
-        tile = render_tile(path, box, size)  # shrunk here too, in the worker threads
+        tile = render_tile(path, box, (tile_w, tile_h))  # shrunk here too, in the workers
         if correction is not None:
             tile = correction.apply(tile, index)
-        return np.asarray(tile), [np.asarray(tile.resize((cell, cell), Image.Resampling.BOX))
+        return np.asarray(tile), [np.asarray(tile.resize(cell, Image.Resampling.BOX))
                                   for cell in cells]
 
     # Two row buffers: one is written to disk by a thread while the other fills.
-    buffers = [np.zeros((size, strips.width, 3), np.uint8) for _ in range(2)]
+    buffers = [np.zeros((tile_h, strips.width, 3), np.uint8) for _ in range(2)]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="row-writer") as writer:
         writing: list[Future[None]] = []
         for index, (tile, small) in enumerate(map_in_threads(draw, todo, workers)):
@@ -181,9 +186,9 @@ def draw_rows(strips: StripFolder, cols: int, sources: Sequence[TileSource],
             row, canvas = missing[position], buffers[position % 2]
             if col == 0 and len(writing) >= 2:
                 writing.pop(0).result()  # this buffer's last row is on disk
-            canvas[:, col * size:(col + 1) * size] = tile
-            for cell, copy, piece in zip(cells, shrunk, small, strict=True):
-                copy[row * cell:(row + 1) * cell, col * cell:(col + 1) * cell] = piece
+            canvas[:, col * tile_w:(col + 1) * tile_w] = tile
+            for (cw, ch), copy, piece in zip(cells, shrunk, small, strict=True):
+                copy[row * ch:(row + 1) * ch, col * cw:(col + 1) * cw] = piece
             advance(1)
             if col == cols - 1:
                 writing.append(writer.submit(strips.write_row, row, canvas))

@@ -73,9 +73,9 @@ def scan_photos(photos_dir: str) -> list[HashedFile]:
 
 @task(name="load-library", **cached())
 def load_library(photos: list[HashedFile], workdir: str, feature_size: int, crops: int,
-                 max_pixels: int) -> LibraryResult:
+                 max_pixels: int, tile_aspect: tuple[int, int] = (1, 1)) -> LibraryResult:
     """Decode photos into thumbnails; see :func:`mosaic.pipeline.library.load_library`."""
-    return library.load_library(photos, workdir, feature_size, crops, max_pixels)
+    return library.load_library(photos, workdir, feature_size, crops, max_pixels, tile_aspect)
 
 
 @task(name="name-skipped-photos")

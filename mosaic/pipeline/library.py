@@ -22,7 +22,7 @@ def scan_photos(photos_dir: str) -> list[HashedFile]:
 
 
 def load_library(photos: list[HashedFile], workdir: str, feature_size: int, crops: int,
-                 max_pixels: int) -> LibraryResult:
+                 max_pixels: int, tile_aspect: tuple[int, int] = (1, 1)) -> LibraryResult:
     """Decode the distinct photos into thumbnails (resumable) and save the library.
 
     Parameters
@@ -33,6 +33,8 @@ def load_library(photos: list[HashedFile], workdir: str, feature_size: int, crop
         The run folder (the thumbnail cache and the library go there).
     feature_size, crops, max_pixels
         Thumbnail side, crop candidates per photo, decompression-bomb cap.
+    tile_aspect : (int, int)
+        Shape W:H of the tiles, which the crop candidates take.
 
     Returns
     -------
@@ -40,8 +42,9 @@ def load_library(photos: list[HashedFile], workdir: str, feature_size: int, crop
     """
     started = time.perf_counter()
     library = build_library(photos, feature_size, crops, cache_dir=f"{workdir}/cache",
-                            max_pixels=max_pixels)
-    folder = stage_folder(workdir, "library", photos, feature_size, crops, max_pixels)
+                            max_pixels=max_pixels, tile_aspect=tuple(tile_aspect))
+    shape = [] if tuple(tile_aspect) == (1, 1) else [list(tile_aspect)]
+    folder = stage_folder(workdir, "library", photos, feature_size, crops, max_pixels, *shape)
     manifest, thumbs = save_library(library, folder)
     return LibraryResult(FileRef.of(manifest), FileRef.of(thumbs), len(library), len(photos),
                          len(library.skipped), len(library.duplicates),

@@ -39,8 +39,9 @@ def placed_tiles(chosen: AssignResult, library: LibraryResult, target: TargetRes
     cols = target.layout.cols
     assignment = load_assignment(chosen.assignment)
     weight = np.load(weights.weights.path, allow_pickle=False).reshape(-1)
+    shape = "{}:{}".format(*target.layout.tile_aspect)
     return [PlacedTile(index // cols, index % cols, record.path, record.sha256, box,
-                       float(assignment.tile_cost[index]), float(weight[index]))
+                       float(assignment.tile_cost[index]), float(weight[index]), shape)
             for index, (record, box) in enumerate(_tile_photos(
                 chosen, assignment.photo_of_tile, load_records(library.manifest.path)))]
 
@@ -66,6 +67,8 @@ def render(chosen: AssignResult, library: LibraryResult, target: TargetResult, o
     folder = stage_folder(workdir, "render", chosen.assignment.sha256,
                           chosen.tile_crop.sha256 if chosen.tile_crop else None,
                           library.manifest.sha256, target.layout.tile_px,
+                          *([list(target.layout.tile_aspect)]
+                            if target.layout.tile_aspect != (1, 1) else []),
                           *([color_correct, target.tiles.sha256] if color_correct else []))
     save_npy_atomic(folder / "quality.npy", poster.quality)
     save_npy_atomic(folder / "preview.npy", poster.preview)

@@ -24,7 +24,8 @@ def prepare_target(target: FileRef, photos: int, workdir: str, request: LayoutRe
     layout = request.plan(image.size, photos)
     if people is not None and people.faces_found:
         found = load_detection(people.detection.path)
-        layout = replace(layout, crop=face_crop(found, layout.cols / layout.rows))
+        aspect = layout.cols * layout.tile_ratio / layout.rows
+        layout = replace(layout, crop=face_crop(found, aspect))
     with stage("cut target tiles", 1) as advance:
         tiles = tile_thumbnails(image, layout.crop, layout.rows, layout.cols, feature_size)
         advance(1)
