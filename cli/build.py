@@ -97,7 +97,7 @@ def build(
     max_uses: Annotated[int, typer.Option(
         help="Tiles one photo may fill (default 1: each photo at most once). More lets a "
              "few hundred photos fill a big poster; without --grid or --tiles the grid "
-             "then has photos x max-uses tiles. Needs a dense method (not regional).")
+             "then has photos x max-uses tiles. Regional too, but without --min-repeat-distance.")
     ] = 1,
     min_repeat_distance: Annotated[int, typer.Option(
         help="With --max-uses: keep two copies of a photo at least this many tiles apart "

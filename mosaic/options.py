@@ -153,7 +153,7 @@ class BuildOptions(BaseModel):
     method: Method = Field("auto", description="auto picks optimal while the matrix fits "
                            "max_memory, else regional.")
     max_uses: int = Field(1, ge=1, le=MAX_USES, description="Tiles one photo may fill (1: "
-                          "each photo at most once; more needs a dense method).")
+                          "each photo at most once; min_repeat_distance needs a dense method).")
     min_repeat_distance: int = Field(0, ge=0, le=1000, description="Least distance in "
                                      "tiles between two copies of a photo (Chebyshev; 0 "
                                      "or 1: no rule), with max_uses above 1.")

@@ -66,16 +66,42 @@ def test_the_grid_may_need_up_to_photos_times_max_uses():
         plan_layout((400, 300), 100, tiles=150)
 
 
-def test_repeats_need_a_dense_method_that_fits():
+def test_repeats_go_regional_when_the_repeated_matrix_does_not_fit():
     request = ScaleRequest(max_memory="2GB")
-    with pytest.raises(MosaicError, match="needs a dense method"):
-        plan("regional", 2000, 400, 7, 16, request, max_uses=5)
+    chosen = plan("regional", 2000, 400, 7, 16, request, max_uses=5)
+    assert chosen.method == "regional" and chosen.max_uses == 5 and not chosen.dense
     chosen = plan("auto", 2000, 400, 7, 16, request, max_uses=5)
     assert chosen.method == "optimal" and chosen.max_uses == 5
     assert chosen.cache_key == ("optimal", None, 5, 0)
     assert plan("auto", 2000, 2000, 7, 16, request).cache_key == ("optimal", None)
-    with pytest.raises(MosaicError, match="do not fit max_memory"):
-        plan("auto", 40000, 8000, 7, 16, request, max_uses=5)
+    large = plan("auto", 40000, 8000, 7, 16, request, max_uses=5)
+    assert large.method == "regional" and large.max_uses == 5 and large.regions
+    # The distance rule needs the dense matrix: said, not silently dropped.
+    with pytest.raises(MosaicError, match="min_repeat_distance 6 needs the dense matrix"):
+        plan("auto", 40000, 8000, 7, 16, request, max_uses=5, min_distance=6)
+    with pytest.raises(MosaicError, match="regional was asked"):
+        plan("regional", 2000, 400, 7, 16, request, max_uses=5, min_distance=6)
+
+
+def test_regional_repeats_match_the_exact_optimum_over_photo_copies():
+    from mosaic.assign.regional import assign_regional
+    from mosaic.blocks import BlockRunner, prepare_features
+    from mosaic.cost import cost_matrix
+    from mosaic.pipeline.assign import repeated_features
+    from tests.large_problems import photo_features, tile_features
+
+    tiles, photos = tile_features(12, 10), photo_features()[:40, 0]
+    cost, _ = cost_matrix(tiles, photos)
+    exact = solve_dense("optimal", cost, None, 3)
+    features = repeated_features(prepare_features(tiles, photos), 3)
+    assert features.n_photos == 120
+    for regions, slack in ((1, 1e-6), (4, 0.02)):  # one region is one exact solve
+        result = assign_regional(features, (12, 10), regions=regions,
+                                 runner=BlockRunner(threads=1))
+        placed = result.assignment.photo_of_tile // 3
+        assert np.bincount(placed, minlength=40).max() <= 3
+        value = float(cost[np.arange(120), placed].astype(np.float64).sum())
+        assert exact.objective * (1 - 1e-6) <= value <= exact.objective * (1 + slack)
 
 
 def test_a_build_with_few_photos_fills_a_bigger_grid_copies_apart(prefect_api, portrait, tmp_path):
@@ -99,3 +125,27 @@ def test_a_build_with_few_photos_fills_a_bigger_grid_copies_apart(prefect_api, p
     too_many = _subprocess_build(*_args(photos, portrait, tmp_path / "p2.jpg"), "--grid",
                                  "8x6", "--workdir", str(tmp_path / "run2"))
     _assert_one_line_error(too_many, "needs 48 distinct photos", "--max-uses")
+
+
+def test_a_regional_build_repeats_photos_too(prefect_api, portrait, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in SAMPLE_PHOTOS[:24]:
+        shutil.copy(path, photos / path.name)
+    workdir = tmp_path / "run"
+    result = _subprocess_build(*_args(photos, portrait, tmp_path / "poster.jpg"),
+                               "--workdir", str(workdir), "--grid", "8x6", "--max-uses",
+                               "3", "--method", "regional", "--regions", "2", "--tile-px",
+                               "12", "--crops", "2")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((workdir / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["method"] == "regional" and metrics["max_uses"] == 3
+    assert 2 <= metrics["most_uses"] <= 3 and 16 <= metrics["photos_used"] <= 24
+    assert metrics["gap"] is not None and 0 <= metrics["gap"] < 0.05
+    with (workdir / "placement.csv").open(encoding="utf-8") as file:
+        placed = [line["photo_sha256"] for line in csv.DictReader(file)]
+    assert len(placed) == 48 and max(placed.count(p) for p in placed) == metrics["most_uses"]
+    spaced = _subprocess_build(*_args(photos, portrait, tmp_path / "p2.jpg"), "--grid", "8x6",
+                               "--max-uses", "3", "--min-repeat-distance", "3", "--method",
+                               "regional", "--workdir", str(tmp_path / "run2"))
+    _assert_one_line_error(spaced, "--min-repeat-distance 3 needs the dense matrix")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from mosaic.assign.regional import STAGES, assign_regional
 from mosaic.assign.result import Assignment
 from mosaic.assign.spacing import Grid, space_copies
 from mosaic.blocks import BlockRunner, dask_client, format_bytes
+from mosaic.cost import Features
 from mosaic.cost_refine import worth_refining
 from mosaic.errors import MosaicError
 from mosaic.features import Metric
@@ -104,23 +106,39 @@ def plan(method: str, tiles: int, photos: int, crops: int, feature_size: int,
 
 def _plan_repeats(method: str, tiles: int, photos: int, crops: int, budget: int,
                   max_uses: int, min_distance: int) -> AssignPlan:
-    """The plan when photos may repeat: a dense method over ``photos * max_uses`` copies."""
-    if method == "regional":
-        raise MosaicError(f"`max_uses` {max_uses} needs a dense method (auto, optimal, greedy, "
-                          "lp): regional places each photo once")
+    """The plan when photos may repeat: any method over ``photos * max_uses`` copies.
+
+    The dense methods solve the matrix with each photo's column repeated; regional (asked,
+    or chosen by ``auto`` when that matrix does not fit) solves over repeated photo
+    features (:func:`repeated_features`). The distance rule needs the dense matrix.
+    """
     copies = photos * max_uses
-    if method not in SIZED_METHODS:
+    if method not in SIZED_METHODS and method != "regional":
         return AssignPlan(method, method, f"{method}, as asked", None, budget, None, max_uses,
                           min_distance)
     choice = choose_method(tiles, copies, crops, budget, method, None,
                            process_bytes=PROCESS_BYTES)
-    if choice.method == "regional":
-        raise MosaicError(f"`max_uses` {max_uses}: {tiles:,} tiles x {copies:,} photo copies "
-                          f"do not fit `max_memory` {format_bytes(budget)} as one matrix; "
-                          "lower `max_uses` or the tiles, or raise `max_memory`")
+    if choice.method == "regional" and min_distance:
+        why = ("regional was asked" if method == "regional" else
+               f"{tiles:,} tiles x {copies:,} photo copies do not fit `max_memory` "
+               f"{format_bytes(budget)} as one matrix")
+        raise MosaicError(f"`min_repeat_distance` {min_distance} needs the dense matrix, but "
+                          f"{why}; drop the distance, lower `max_uses` or the tiles, or raise "
+                          "`max_memory`")
     spaced = f", copies at least {min_distance} tiles apart" if min_distance else ""
     return AssignPlan(choice.method, method, f"{choice.reason}; each photo up to {max_uses} "
-                      f"times{spaced}", None, budget, choice.dense_bytes, max_uses, min_distance)
+                      f"times{spaced}", choice.regions, budget, choice.dense_bytes, max_uses,
+                      min_distance)
+
+
+def repeated_features(scored: Features, max_uses: int) -> Features:
+    """``scored`` with every photo's features repeated ``max_uses`` times, side by side.
+
+    Copy ``c`` is photo ``c // max_uses``: the regional method's repeats.
+    """
+    if max_uses == 1:
+        return scored
+    return Features(scored.tiles, scored.tile_sq, np.repeat(scored.photos, max_uses, axis=0))
 
 
 def _rounded_up(size: int) -> str:
@@ -208,7 +226,8 @@ def _arrange_regional(chosen: AssignPlan, library: LibraryResult, target: Target
                       weights: FileRef | None, metric: Metric, workdir: str,
                       request: ScaleRequest, shift: float) -> AssignResult:
     # Coarse-to-fine when it pays: every pass of the regional method scores all pairs.
-    scoring = for_scoring(features(library, target, metric, shift))
+    scoring = for_scoring(repeated_features(features(library, target, metric, shift),
+                                            chosen.max_uses))
     tile_weight = np.load(weights.path, allow_pickle=False) if weights is not None else None
     label = _label("regional", weights)
     layout: Layout = target.layout
@@ -218,9 +237,13 @@ def _arrange_regional(chosen: AssignPlan, library: LibraryResult, target: Target
                                  chosen.regions, request.budget(), BlockRunner(client),
                                  log=logger.info, progress=advance)
     assignment, report = result.assignment, result.report
+    if chosen.max_uses > 1:  # copies back to photos
+        assignment = replace(assignment,
+                             photo_of_tile=assignment.photo_of_tile // chosen.max_uses)
     folder = stage_folder(workdir, "assign", library.thumbs.sha256, target.tiles.sha256, metric,
                           "regional", chosen.regions, weights.sha256 if weights else None,
-                          *([shift] if shift else []))
+                          *([shift] if shift else []),
+                          *([chosen.max_uses] if chosen.max_uses > 1 else []))
     assignment_ref, crop_ref = _save(folder, assignment, result.best_crop)
     passes = ("c-transform pass", "reduced-cost pass")
     score_seconds = sum(report.seconds.get(name, 0.0) for name in passes)
