@@ -26,7 +26,10 @@ MODES = ("faces+people", "faces", "people", "none")
 DEFAULT_FACE_WEIGHT = 2.5
 """Weight of a tile on a whole head. Chosen with ``benchmarks/bench_weights.py`` on
 halves of the shared targets: face-tile cost 46-61 % lower for at most 2.6 % more
-overall on the five that are not close-ups; 3 pushes the portrait obama past +3 %."""
+overall on the five that are not close-ups; 3 pushes the portrait obama past +3 %.
+Checked end to end (``benchmarks/bench_face_weight.py``: default command, rendered
+posters): both halves pick 2.5 again, but on 400-600-photo libraries the face gain falls
+to 27-38 % on three portraits (``benchmarks/TUNING-importance.md``)."""
 DEFAULT_PERSON_WEIGHT = 1.25
 """Weight of a tile on a person: person tiles improve too (2 % on average)."""
 DEFAULT_FALLOFF = 0.5
