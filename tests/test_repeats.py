@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,47 +105,54 @@ def test_regional_repeats_match_the_exact_optimum_over_photo_copies():
         assert exact.objective * (1 - 1e-6) <= value <= exact.objective * (1 + slack)
 
 
-def test_a_build_with_few_photos_fills_a_bigger_grid_copies_apart(prefect_api, portrait, tmp_path):
+@pytest.fixture
+def few_photos(tmp_path) -> Path:
+    """24 real sample photos, for grids that need repeats."""
     photos = tmp_path / "photos"
     photos.mkdir()
     for path in SAMPLE_PHOTOS[:24]:
         shutil.copy(path, photos / path.name)
+    return photos
+
+
+def _check_uses(workdir: Path, max_uses: int) -> dict:
+    """The run's metrics, after checking them against its placement list."""
+    metrics = json.loads((workdir / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["tiles"] == 48 and metrics["max_uses"] == max_uses
+    assert 2 <= metrics["most_uses"] <= max_uses and 16 <= metrics["photos_used"] <= 24
+    with (workdir / "placement.csv").open(encoding="utf-8") as file:
+        placed = [line["photo_sha256"] for line in csv.DictReader(file)]
+    assert len(placed) == 48 and max(placed.count(p) for p in placed) == metrics["most_uses"]
+    return metrics
+
+
+def test_a_build_with_few_photos_fills_a_bigger_grid_copies_apart(prefect_api, portrait,
+                                                                   few_photos, tmp_path):
+    photos = few_photos
     workdir = tmp_path / "run"
     result = _subprocess_build(*_args(photos, portrait, tmp_path / "poster.jpg"),
                                "--workdir", str(workdir), "--grid", "8x6", "--max-uses",
                                "3", "--min-repeat-distance", "3", "--tile-px", "12",
                                "--crops", "1")
     assert result.returncode == 0, result.stderr
-    metrics = json.loads((workdir / "metrics.json").read_text(encoding="utf-8"))
-    assert metrics["tiles"] == 48 and metrics["max_uses"] == 3
+    metrics = _check_uses(workdir, 3)
     assert metrics["min_repeat_distance"] == 3 and metrics["closest_copies"] >= 3
-    assert 2 <= metrics["most_uses"] <= 3 and 16 <= metrics["photos_used"] <= 24
-    with (workdir / "placement.csv").open(encoding="utf-8") as file:
-        placed = [line["photo_sha256"] for line in csv.DictReader(file)]
-    assert len(placed) == 48 and max(placed.count(p) for p in placed) == metrics["most_uses"]
     too_many = _subprocess_build(*_args(photos, portrait, tmp_path / "p2.jpg"), "--grid",
                                  "8x6", "--workdir", str(tmp_path / "run2"))
     _assert_one_line_error(too_many, "needs 48 distinct photos", "--max-uses")
 
 
-def test_a_regional_build_repeats_photos_too(prefect_api, portrait, tmp_path):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for path in SAMPLE_PHOTOS[:24]:
-        shutil.copy(path, photos / path.name)
+def test_a_regional_build_repeats_photos_too(prefect_api, portrait, few_photos, tmp_path):
+    photos = few_photos
     workdir = tmp_path / "run"
     result = _subprocess_build(*_args(photos, portrait, tmp_path / "poster.jpg"),
                                "--workdir", str(workdir), "--grid", "8x6", "--max-uses",
                                "3", "--method", "regional", "--regions", "2", "--tile-px",
                                "12", "--crops", "2")
     assert result.returncode == 0, result.stderr
-    metrics = json.loads((workdir / "metrics.json").read_text(encoding="utf-8"))
-    assert metrics["method"] == "regional" and metrics["max_uses"] == 3
-    assert 2 <= metrics["most_uses"] <= 3 and 16 <= metrics["photos_used"] <= 24
+    metrics = _check_uses(workdir, 3)
+    assert metrics["method"] == "regional"
     assert metrics["gap"] is not None and 0 <= metrics["gap"] < 0.05
-    with (workdir / "placement.csv").open(encoding="utf-8") as file:
-        placed = [line["photo_sha256"] for line in csv.DictReader(file)]
-    assert len(placed) == 48 and max(placed.count(p) for p in placed) == metrics["most_uses"]
     spaced = _subprocess_build(*_args(photos, portrait, tmp_path / "p2.jpg"), "--grid", "8x6",
                                "--max-uses", "3", "--min-repeat-distance", "3", "--method",
                                "regional", "--workdir", str(tmp_path / "run2"))
