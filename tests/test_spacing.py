@@ -79,3 +79,23 @@ def test_impossible_distances_are_refused_saying_why():
         check_repeat_spacing(3, 50, 14, 100, 6)  # a block is clipped to the grid
     check_repeat_spacing(40, 50, 400, 5, 6)
     check_repeat_spacing(40, 50, 30, 1, 60)  # no repeats: no rule
+
+
+@pytest.mark.parametrize(("rows", "cols", "photos", "uses", "distance"),
+                         [(8, 8, 20, 4, 3), (12, 15, 40, 5, 4), (10, 10, 60, 2, 5)])
+def test_swaps_keep_copies_apart_and_only_lower_the_total(rows, cols, photos, uses,
+                                                          distance):
+    from mosaic.assign.spacing_swaps import improve_by_swaps
+
+    cost, weights, grid = problem(rows, cols, photos, seed=photos)
+    capacity = solve_dense("optimal", cost, weights, uses)
+    start, _ = spacing._repair(cost, weights, capacity.photo_of_tile, grid, uses, distance)
+    before = total(cost, weights, start)
+    swapped, value = improve_by_swaps(cost, weights, (rows, cols), uses, distance, start)
+    assert closest_copies(swapped, grid) >= distance
+    assert np.bincount(swapped, minlength=photos).max() <= uses
+    assert value == pytest.approx(total(cost, weights, swapped), rel=1e-9)
+    assert capacity.objective - 1e-9 <= value < before  # repairs leave room: swaps find it
+    # No single swap or spare-photo move is left that lowers the total and keeps the rule.
+    again, same = improve_by_swaps(cost, weights, (rows, cols), uses, distance, swapped)
+    assert np.array_equal(again, swapped) and same == pytest.approx(value)

@@ -14,7 +14,9 @@ its optimum is a proven lower bound for the spaced problem. With it:
   (capacity left, no kept copy closer than D; a tile left without one exchanges photos
   with another tile), until no copy breaks the rule; then Lagrangian rounds price the
   window rule (each an exact capacity solve of the priced costs: a better lower bound,
-  and a start to repair) and blocks of tiles are placed again while the total falls.
+  and a start to repair), blocks of tiles are placed again while the total falls, and
+  last any two tiles swap photos (or a tile takes a photo with a use to spare) while that
+  lowers the total (:mod:`mosaic.assign.spacing_swaps`).
   It never returns a placement that breaks the rule, and reports its gap to the bound.
 """
 
@@ -30,6 +32,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from mosaic.assign.exact import relative_gap, solve_dense_with_bound
 from mosaic.assign.result import Assignment, check_weights
+from mosaic.assign.spacing_swaps import improve_by_swaps
 from mosaic.errors import MosaicError
 
 #: Most 0/1 variables (tiles x photos) of the exact HiGHS model; larger problems repair.
@@ -263,6 +266,10 @@ def space_copies(cost: np.ndarray, weights: np.ndarray | None, grid: Grid,
                                              placement, best, bound, log)
         placement, best = _improve_by_blocks(cost, w, grid, max_uses, min_distance,
                                              placement, best)
+        swapped, value = improve_by_swaps(cost, w, (grid.rows, grid.cols), max_uses,
+                                          min_distance, placement)
+        if value < best:
+            placement, best = swapped, value
     return _result(cost, w, placement, start.method, started, "feasible",
                    None if lower_bound is None else bound,
                    f"repaired capacity optimum ({rounds} rounds) improved by Lagrangian "
