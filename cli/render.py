@@ -67,10 +67,11 @@ def render(
         "dzi: a Deep Zoom folder with viewer.html.")] = "auto",
 ) -> None:
     """Draw a poster again from a build's placement list."""
-    from mosaic.layout import Layout, parse_bleed, parse_tile_aspect
+    from mosaic.layout import Layout, parse_bleed
     from mosaic.outputs import check_output_format, check_replaceable
     from mosaic.placement import grid_of, read_placement
     from mosaic.render import render_mosaic
+    from mosaic.tile_shape import parse_tile_aspect, tile_height_for
     from mosaic.viewer import check_deep_zoom_out
 
     started = time.perf_counter()
@@ -87,7 +88,7 @@ def render(
     _check_photos(tiles, placement)
     rows, cols = grid_of(tiles)
     shape = parse_tile_aspect(tiles[0].tile_aspect)
-    width, height = cols * tile_px, rows * max(1, round(tile_px * shape[1] / shape[0]))
+    width, height = cols * tile_px, rows * tile_height_for(tile_px, shape)
     layout = Layout(rows, cols, tile_px, (0, 0, width, height), (width, height),
                     tile_aspect=shape)
     sources = [(str(_photo_path(tile, placement)), tile.box) for tile in tiles]

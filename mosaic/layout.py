@@ -12,6 +12,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from mosaic.errors import MosaicError
+from mosaic.tile_shape import SQUARE, tile_height_for
 
 MM_PER_UNIT = {"mm": 1.0, "cm": 10.0, "in": 25.4}
 
@@ -43,10 +44,6 @@ _SIZE_PATTERN = re.compile(
     r"^\s*(\d+(?:\.\d+)?)\s*[x×]\s*(\d+(?:\.\d+)?)\s*(mm|cm|in|px)\s*$", re.IGNORECASE
 )
 _GRID_PATTERN = re.compile(r"^\s*(\d+)\s*[x×]\s*(\d+)\s*$", re.IGNORECASE)
-_ASPECT_PATTERN = re.compile(r"^\s*(\d{1,3})\s*:\s*(\d{1,3})\s*$")
-MAX_TILE_ASPECT = 4.0
-"""Tiles at most this many times wider than tall, or taller than wide."""
-SQUARE: tuple[int, int] = (1, 1)
 
 DEFAULT_ASPECT_TOLERANCE = 0.05
 
@@ -189,26 +186,6 @@ def parse_grid(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def parse_tile_aspect(text: str) -> tuple[int, int]:
-    """Parse ``W:H`` (e.g. ``4:5``) into the tile shape, reduced (``8:10`` is ``4:5``).
-
-    Raises
-    ------
-    MosaicError
-        Not two positive whole numbers, or a shape longer than 4:1 either way.
-    """
-    match = _ASPECT_PATTERN.match(text)
-    if not match or int(match[1]) < 1 or int(match[2]) < 1:
-        raise MosaicError(f"`tile_aspect` {text!r} is not understood: use W:H with positive "
-                          "whole numbers, e.g. 4:5 (portrait) or 1:1 (square)")
-    width, height = int(match[1]), int(match[2])
-    if max(width / height, height / width) > MAX_TILE_ASPECT:
-        raise MosaicError(f"`tile_aspect` {text!r}: tiles may be at most "
-                          f"{MAX_TILE_ASPECT:g} times longer one way than the other")
-    common = math.gcd(width, height)
-    return width // common, height // common
-
-
 def choose_grid(
     max_tiles: int, aspect: float, tolerance: float = DEFAULT_ASPECT_TOLERANCE
 ) -> tuple[int, int]:
@@ -301,7 +278,12 @@ class Layout:
     @property
     def tile_height(self) -> int:
         """Height of one tile in the rendered output (``tile_px`` for square tiles)."""
-        return max(1, round(self.tile_px * self.tile_aspect[1] / self.tile_aspect[0]))
+        return tile_height_for(self.tile_px, self.tile_aspect)
+
+    @property
+    def tile_side(self) -> int:
+        """The longer side of a tile, in output pixels (what a decoded photo must cover)."""
+        return max(self.tile_px, self.tile_height)
 
     @property
     def tiles(self) -> int:

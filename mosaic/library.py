@@ -32,6 +32,7 @@ from mosaic.images import (
 )
 from mosaic.machine import map_in_threads
 from mosaic.progress import stage
+from mosaic.tile_shape import shape_key
 
 logger = logging.getLogger("mosaic.library")
 
@@ -314,7 +315,7 @@ def build_library(
             todo.append((path, sha))
     cache_folder = None
     if cache_dir is not None:
-        shape = "" if tile_aspect == (1, 1) else f"-a{tile_aspect[0]}x{tile_aspect[1]}"
+        shape = "".join(f"-a{w}x{h}" for w, h in shape_key(tile_aspect))
         cache_folder = (Path(cache_dir)
                         / f"thumbs-v{_CACHE_VERSION}-s{feature_size}-k{crops}{shape}")
     cache = _ShardCache(cache_folder)

@@ -32,9 +32,9 @@ from mosaic.layout import (
     parse_bleed,
     parse_grid,
     parse_size,
-    parse_tile_aspect,
     plan_layout,
 )
+from mosaic.tile_shape import aspect_text, parse_tile_aspect
 
 DEFAULT_CROPS = 13
 """Crop candidates per photo for libraries up to :data:`MANY_PHOTOS` photos: every one of
@@ -193,8 +193,7 @@ class BuildOptions(BaseModel):
     @field_validator("tile_aspect")
     @classmethod
     def _tile_aspect(cls, value: str) -> str:
-        width, height = parse_tile_aspect(value)
-        return f"{width}:{height}"
+        return aspect_text(parse_tile_aspect(value))
 
     @field_validator("size")
     @classmethod

@@ -21,7 +21,7 @@ from pathlib import Path
 from mosaic.errors import MosaicError
 from mosaic.files import write_bytes_atomic
 from mosaic.images import Box
-from mosaic.layout import parse_tile_aspect
+from mosaic.tile_shape import aspect_text, parse_tile_aspect
 
 COLUMNS = ("row", "column", "photo", "photo_sha256", "crop_left", "crop_top", "crop_right",
            "crop_bottom", "cost", "weight", "tile_aspect")
@@ -69,7 +69,7 @@ def _parse_line(values: dict[str, str], line: int, where: str) -> PlacedTile:
         row, column = int(values["row"]), int(values["column"])
         box = tuple(float(values[name]) for name in COLUMNS[4:8])
         cost, weight = float(values["cost"]), float(values["weight"])
-        width, height = parse_tile_aspect(values.get("tile_aspect") or "1:1")
+        shape = parse_tile_aspect(values.get("tile_aspect") or "1:1")
     except (TypeError, ValueError, MosaicError) as exc:
         raise MosaicError(f"{where} line {line}: {exc}") from None
     left, top, right, bottom = box
@@ -81,7 +81,7 @@ def _parse_line(values: dict[str, str], line: int, where: str) -> PlacedTile:
     if not values["photo"]:
         raise MosaicError(f"{where} line {line}: no photo file")
     return PlacedTile(row, column, values["photo"], values["photo_sha256"],
-                      (left, top, right, bottom), cost, weight, f"{width}:{height}")
+                      (left, top, right, bottom), cost, weight, aspect_text(shape))
 
 
 def read_placement(path: str | os.PathLike[str]) -> list[PlacedTile]:

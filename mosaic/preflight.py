@@ -143,8 +143,7 @@ def check_build(options: BuildOptions) -> BuildPlan:
     plan = plan_assignment(options.method, layout.tiles, len(files), options.crops,
                            options.feature_size, options.scale, max_uses=options.max_uses,
                            min_distance=options.min_repeat_distance)
-    check_output_pixels(width, height, output_format, options.scale.budget(),
-                        max(layout.tile_px, layout.tile_height))
+    check_output_pixels(width, height, output_format, options.scale.budget(), layout.tile_side)
     # The drawn rows stay in the run folder until the poster is written.
     planned = {run_dir: REPORT_BYTES + 3 * layout.output_size[0] * layout.output_size[1]
                + library_bytes(len(files), options.crops, options.feature_size)}

@@ -31,6 +31,7 @@ from mosaic.strips import (
     render_tile,
     strips_key,
 )
+from mosaic.tile_shape import shape_key
 from mosaic.viewer import check_deep_zoom_out, save_deep_zoom
 
 __all__ = ["PREVIEW_HEIGHT", "Poster", "preview_cell", "render_mosaic", "render_tile"]
@@ -126,10 +127,9 @@ def render_mosaic(
         check_replaceable(out, "`out`")
     width, height = layout.output_size
     check_output_pixels(width + 2 * bleed_px, height + 2 * bleed_px,
-                        "DZI" if deep_zoom else fmt, 2**63,
-                        max(layout.tile_px, layout.tile_height))
-    size = layout.tile_px if layout.tile_aspect == (1, 1) else (layout.tile_px,
-                                                                 layout.tile_height)
+                        "DZI" if deep_zoom else fmt, 2**63, layout.tile_side)
+    size = layout.tile_px if not shape_key(layout.tile_aspect) else (layout.tile_px,
+                                                                      layout.tile_height)
     key = strips_key(tile_sources, size,
                      [*identity, *(correction.key() if correction else [])])
     private = rows_root is None

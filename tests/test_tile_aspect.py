@@ -12,8 +12,9 @@ from PIL import Image
 from cli.main import command as app
 from mosaic.errors import MosaicError
 from mosaic.images import crop_boxes, pixel_box, square_crop_boxes, upright_size
-from mosaic.layout import parse_tile_aspect, plan_layout
+from mosaic.layout import plan_layout
 from mosaic.placement import read_placement
+from mosaic.tile_shape import parse_tile_aspect
 from tests.test_cli import _args, _assert_one_line_error, _subprocess_build
 
 

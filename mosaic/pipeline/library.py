@@ -12,6 +12,7 @@ from mosaic.library import build_library, hash_photos, save_library, skipped_war
 from mosaic.pipeline import stage_folder
 from mosaic.pipeline.results import HashedFile, LibraryResult
 from mosaic.sources.folder import list_photo_files
+from mosaic.tile_shape import shape_key
 
 logger = logging.getLogger("mosaic.library")
 
@@ -43,8 +44,8 @@ def load_library(photos: list[HashedFile], workdir: str, feature_size: int, crop
     started = time.perf_counter()
     library = build_library(photos, feature_size, crops, cache_dir=f"{workdir}/cache",
                             max_pixels=max_pixels, tile_aspect=tuple(tile_aspect))
-    shape = [] if tuple(tile_aspect) == (1, 1) else [list(tile_aspect)]
-    folder = stage_folder(workdir, "library", photos, feature_size, crops, max_pixels, *shape)
+    folder = stage_folder(workdir, "library", photos, feature_size, crops, max_pixels,
+                          *shape_key(tile_aspect))
     manifest, thumbs = save_library(library, folder)
     return LibraryResult(FileRef.of(manifest), FileRef.of(thumbs), len(library), len(photos),
                          len(library.skipped), len(library.duplicates),

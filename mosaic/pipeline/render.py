@@ -22,6 +22,7 @@ from mosaic.pipeline.results import (
 from mosaic.placement import PlacedTile
 from mosaic.render import render_mosaic
 from mosaic.strips import ColourCorrection
+from mosaic.tile_shape import aspect_text, shape_key
 
 
 def _tile_photos(chosen: AssignResult, photo_of_tile: np.ndarray,
@@ -39,7 +40,7 @@ def placed_tiles(chosen: AssignResult, library: LibraryResult, target: TargetRes
     cols = target.layout.cols
     assignment = load_assignment(chosen.assignment)
     weight = np.load(weights.weights.path, allow_pickle=False).reshape(-1)
-    shape = "{}:{}".format(*target.layout.tile_aspect)
+    shape = aspect_text(target.layout.tile_aspect)
     return [PlacedTile(index // cols, index % cols, record.path, record.sha256, box,
                        float(assignment.tile_cost[index]), float(weight[index]), shape)
             for index, (record, box) in enumerate(_tile_photos(
@@ -67,8 +68,7 @@ def render(chosen: AssignResult, library: LibraryResult, target: TargetResult, o
     folder = stage_folder(workdir, "render", chosen.assignment.sha256,
                           chosen.tile_crop.sha256 if chosen.tile_crop else None,
                           library.manifest.sha256, target.layout.tile_px,
-                          *([list(target.layout.tile_aspect)]
-                            if target.layout.tile_aspect != (1, 1) else []),
+                          *shape_key(target.layout.tile_aspect),
                           *([color_correct, target.tiles.sha256] if color_correct else []))
     save_npy_atomic(folder / "quality.npy", poster.quality)
     save_npy_atomic(folder / "preview.npy", poster.preview)

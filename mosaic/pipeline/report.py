@@ -48,6 +48,7 @@ from mosaic.report import (
     write_report,
 )
 from mosaic.report_html import MethodRun, method_picture, report_html, write_report_html
+from mosaic.tile_shape import aspect_text, shape_key
 
 _COMPARED = ("method", "objective", "mean_cost", "seconds")
 
@@ -74,7 +75,7 @@ def build_metrics(options: BuildOptions, library: LibraryResult, people: PeopleR
     uses = np.unique(photo_of_tile, return_counts=True)[1]
     return {
         "rows": layout.rows, "cols": layout.cols, "tiles": layout.tiles,
-        "tile_aspect": "{}:{}".format(*layout.tile_aspect),
+        "tile_aspect": aspect_text(layout.tile_aspect),
         "tile_px": [layout.tile_px, layout.tile_height],
         "target_crop": list(layout.crop),
         "photos_available": library.photos, "photos_used": int(uses.size),
@@ -121,7 +122,7 @@ def method_runs(compared: Sequence[AssignResult], assignments: Sequence[Assignme
                  if solve.tile_crop is not None else None)
         picture = method_picture(thumbs, assignment.photo_of_tile, crops, layout.rows,
                                  layout.cols)
-        if layout.tile_aspect != (1, 1):  # thumbnails are square: back to the tile shape
+        if shape_key(layout.tile_aspect):  # thumbnails are square: back to the tile shape
             picture = picture.resize((picture.width, max(1, round(
                 picture.height / layout.tile_ratio))), Image.Resampling.BILINEAR)
         runs.append(MethodRun(solve.method, solve.mean_cost, solve.objective, solve.seconds,
