@@ -78,6 +78,11 @@ def build(
     tile_aspect: Annotated[str, typer.Option(
         metavar="W:H", help="Tile shape: 1:1 (square), 4:5 or 3:4 (portrait, Instagram's "
         "shapes), 16:9...; the grid still fits the poster.")] = "1:1",
+    detail: Annotated[str, typer.Option(
+        metavar="none|faces", help="faces: every tile that shows a face is drawn as 2x2 "
+        "quarter tiles, each its own photo, so faces get 4x the detail from the same "
+        "photos (the grid gets coarser to leave photos for them; exact assignment over "
+        "the mixed grid).")] = "none",
     bleed: Annotated[Optional[str], typer.Option(
         help="Margin for the print shop's trim on every side, e.g. 3mm (with --size and "
              "--dpi) or 40px: the edge tiles mirrored outwards.")] = None,

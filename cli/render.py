@@ -69,7 +69,7 @@ def render(
     """Draw a poster again from a build's placement list."""
     from mosaic.layout import Layout, parse_bleed
     from mosaic.outputs import check_output_format, check_replaceable
-    from mosaic.placement import grid_of, read_placement
+    from mosaic.placement import grid_of, read_placement, split_of
     from mosaic.render import render_mosaic
     from mosaic.tile_shape import parse_tile_aspect, tile_height_for
     from mosaic.viewer import check_deep_zoom_out
@@ -90,7 +90,10 @@ def render(
     shape = parse_tile_aspect(tiles[0].tile_aspect)
     width, height = cols * tile_px, rows * tile_height_for(tile_px, shape)
     layout = Layout(rows, cols, tile_px, (0, 0, width, height), (width, height),
-                    tile_aspect=shape)
+                    tile_aspect=shape, split=split_of(tiles))
+    if layout.split and min(tile_px, layout.tile_height) < 2:
+        raise MosaicError(f"--tile-px {tile_px}: the list has quarter tiles, which need "
+                          "tiles of at least 2 pixels")
     sources = [(str(_photo_path(tile, placement)), tile.box) for tile in tiles]
     out.parent.mkdir(parents=True, exist_ok=True)
     poster = render_mosaic(layout, sources, out, dpi=dpi, bleed_px=bleed_px,

@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
+from mosaic.cells import CellGrid
 from mosaic.errors import MosaicError
 from mosaic.tile_shape import SQUARE, tile_height_for
 
@@ -260,6 +261,9 @@ class Layout:
         The ``--size`` the user gave, for reports.
     tile_aspect : (int, int)
         The tile shape W:H (1:1 by default).
+    split : tuple of int
+        Tiles (row-major) drawn as four quarter tiles (``--detail faces``,
+        :mod:`mosaic.cells`); none by default.
     """
 
     rows: int
@@ -269,6 +273,17 @@ class Layout:
     target_size: tuple[int, int]
     poster: str | None = None
     tile_aspect: tuple[int, int] = SQUARE
+    split: tuple[int, ...] = ()
+
+    @property
+    def cell_grid(self) -> CellGrid:
+        """The tiles and the quarters of the split ones: what the assignment fills."""
+        return CellGrid(self.rows, self.cols, self.split)
+
+    @property
+    def cells(self) -> int:
+        """Number of cells (photos placed): the tiles, three more for each split one."""
+        return self.tiles + 3 * len(self.split)
 
     @property
     def tile_ratio(self) -> float:
@@ -306,6 +321,7 @@ class Layout:
         values["crop"] = tuple(values["crop"])  # type: ignore[arg-type]
         values["target_size"] = tuple(values["target_size"])  # type: ignore[arg-type]
         values["tile_aspect"] = tuple(values.get("tile_aspect", SQUARE))  # type: ignore[arg-type]
+        values["split"] = tuple(values.get("split", ()))  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]
 
 

@@ -75,18 +75,25 @@ class LayoutRequest:
     max_uses: int = 1
     min_repeat_distance: int = 0
     tile_aspect: str = "1:1"
+    detail: str = "none"
 
     @property
     def tile_shape(self) -> tuple[int, int]:
         """The tile shape (W, H), reduced: (1, 1) for square tiles."""
         return parse_tile_aspect(self.tile_aspect)
 
-    def plan(self, target_size: tuple[int, int], photos: int) -> Layout:
-        """The grid, tile size and target crop for a target of ``target_size`` pixels."""
+    def plan(self, target_size: tuple[int, int], photos: int, tiles: int | None = None
+             ) -> Layout:
+        """The grid, tile size and target crop for a target of ``target_size`` pixels.
+
+        ``tiles`` replaces the requested tile count (``--detail faces`` plans the grid
+        for fewer tiles than it has photos, to leave photos for the quarters).
+        """
         poster, preset = parse_size(self.size) if self.size else (None, False)
         return plan_layout(
             target_size, photos, grid=parse_grid(self.grid) if self.grid else None,
-            tiles=self.tiles, poster=poster, poster_is_preset=preset, dpi=self.dpi,
+            tiles=tiles if tiles is not None else self.tiles, poster=poster,
+            poster_is_preset=preset, dpi=self.dpi,
             tile_px=self.tile_px, max_uses=self.max_uses,
             min_distance=self.min_repeat_distance, tile_aspect=self.tile_shape)
 
@@ -150,6 +157,10 @@ class BuildOptions(BaseModel):
                                 "(default 100, or what size and dpi give).")
     tile_aspect: str = Field("1:1", description="Tile shape W:H: 1:1 (square), 4:5 or 3:4 "
                              "(portrait, Instagram's shapes), 16:9...")
+    detail: Literal["none", "faces"] = Field("none", description="faces: every tile that "
+                                             "shows a face is drawn as 2x2 quarter tiles, "
+                                             "each its own photo (the grid gets coarser to "
+                                             "leave photos for them).")
     method: Method = Field("auto", description="auto picks optimal while the matrix fits "
                            "max_memory, else regional.")
     max_uses: int = Field(1, ge=1, le=MAX_USES, description="Tiles one photo may fill (1: "
@@ -238,6 +249,8 @@ class BuildOptions(BaseModel):
             parse_bleed(self.bleed, self.dpi)
         if self.photos is None and self.instagram is None:
             raise MosaicError("give `photos` (a folder) or `instagram` (an account)")
+        if self.detail != "none":
+            _check_detail(self)
         if self.weights != "none":
             check_segmenter(self.segmenter, self.pointrend_config, self.pointrend_weights)
         for name in ("out", "workdir", "metrics"):
@@ -251,7 +264,8 @@ class BuildOptions(BaseModel):
     def layout(self) -> LayoutRequest:
         """The grid and size options, for the target stage."""
         return LayoutRequest(self.grid, self.tiles, self.size, self.dpi, self.tile_px,
-                             self.max_uses, self.min_repeat_distance, self.tile_aspect)
+                             self.max_uses, self.min_repeat_distance, self.tile_aspect,
+                             self.detail)
 
     @property
     def bleed_px(self) -> int:
@@ -289,6 +303,19 @@ class BuildOptions(BaseModel):
         if self.crops is not None:
             return self
         return self.model_copy(update={"crops": default_crops(photo_files)})
+
+
+def _check_detail(options: BuildOptions) -> None:
+    """Refuse what ``detail`` faces cannot be combined with, naming the other option."""
+    if options.weights == "none":
+        raise MosaicError("`detail` faces needs the faces found: it cannot run with "
+                          "`weights` none")
+    if options.method == "regional":
+        raise MosaicError("`detail` faces needs a dense method (auto, optimal, greedy, lp): "
+                          "`method` regional places whole tiles only")
+    if options.max_uses > 1 and options.min_repeat_distance > 1:
+        raise MosaicError("`detail` faces cannot keep copies apart yet: leave out "
+                          "`min_repeat_distance` (or `detail`)")
 
 
 def default_crops(photo_files: int) -> int:

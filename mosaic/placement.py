@@ -2,8 +2,10 @@
 
 ``placement.csv`` has one line per tile, row by row: the tile's row and column, the photo
 file and its SHA-256 (to find or credit a photo even after it moved), the crop box drawn
-(fractions of the upright photo), the tile's cost (MSE in [0, 1]), its weight and the tile
-shape W:H (``--tile-aspect``; lists written before it are read as 1:1). It holds
+(fractions of the upright photo), the tile's cost (MSE in [0, 1]), its weight, the tile
+shape W:H (``--tile-aspect``; lists written before it are read as 1:1) and the quarter:
+empty for a whole tile, or ``tl``, ``tr``, ``bl``, ``br`` for the four quarter tiles of a
+tile split by ``--detail faces`` (lists without the column are all whole tiles). It holds
 everything the render needs, so ``mosaic render`` draws the same poster from it again, at
 any tile size.
 """
@@ -18,14 +20,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mosaic.cells import QUARTERS
 from mosaic.errors import MosaicError
 from mosaic.files import write_bytes_atomic
 from mosaic.images import Box
 from mosaic.tile_shape import aspect_text, parse_tile_aspect
 
 COLUMNS = ("row", "column", "photo", "photo_sha256", "crop_left", "crop_top", "crop_right",
-           "crop_bottom", "cost", "weight", "tile_aspect")
-"""The header line, in order (lists without the last column are read as 1:1)."""
+           "crop_bottom", "cost", "weight", "tile_aspect", "quarter")
+"""The header line, in order (lists without the last columns: 1:1 tiles, all whole)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class PlacedTile:
     cost: float
     weight: float
     tile_aspect: str = "1:1"
+    quarter: str = ""
+    """Empty for a whole tile, else the quarter of a split tile (:data:`QUARTERS`)."""
 
 
 def write_placement(path: str | os.PathLike[str], tiles: Sequence[PlacedTile]) -> None:
@@ -59,7 +64,7 @@ def write_placement(path: str | os.PathLike[str], tiles: Sequence[PlacedTile]) -
         # repr-exact floats: the list redraws the poster bit for bit
         writer.writerow([tile.row, tile.column, tile.photo, tile.photo_sha256,
                          *(repr(float(v)) for v in tile.box), f"{tile.cost:.6g}",
-                         f"{tile.weight:.6g}", tile.tile_aspect])
+                         f"{tile.weight:.6g}", tile.tile_aspect, tile.quarter])
     write_bytes_atomic(path, text.getvalue().encode("utf-8"))
 
 
@@ -70,6 +75,9 @@ def _parse_line(values: dict[str, str], line: int, where: str) -> PlacedTile:
         box = tuple(float(values[name]) for name in COLUMNS[4:8])
         cost, weight = float(values["cost"]), float(values["weight"])
         shape = parse_tile_aspect(values.get("tile_aspect") or "1:1")
+        quarter = (values.get("quarter") or "").strip()
+        if quarter and quarter not in QUARTERS:
+            raise ValueError(f"quarter {quarter!r} is not one of {', '.join(QUARTERS)}")
     except (TypeError, ValueError, MosaicError) as exc:
         raise MosaicError(f"{where} line {line}: {exc}") from None
     left, top, right, bottom = box
@@ -81,7 +89,7 @@ def _parse_line(values: dict[str, str], line: int, where: str) -> PlacedTile:
     if not values["photo"]:
         raise MosaicError(f"{where} line {line}: no photo file")
     return PlacedTile(row, column, values["photo"], values["photo_sha256"],
-                      (left, top, right, bottom), cost, weight, aspect_text(shape))
+                      (left, top, right, bottom), cost, weight, aspect_text(shape), quarter)
 
 
 def read_placement(path: str | os.PathLike[str]) -> list[PlacedTile]:
@@ -109,7 +117,7 @@ def read_placement(path: str | os.PathLike[str]) -> list[PlacedTile]:
     except (OSError, UnicodeDecodeError) as exc:
         raise MosaicError(f"cannot read the placement list {where}: {exc}") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    if tuple(reader.fieldnames or ()) not in (COLUMNS, COLUMNS[:-1]):
+    if tuple(reader.fieldnames or ()) not in (COLUMNS, COLUMNS[:-1], COLUMNS[:-2]):
         raise MosaicError(f"{where} is not a placement list: its header must be "
                           f"{','.join(COLUMNS)}")
     tiles = [_parse_line(values, reader.line_num, where) for values in reader]
@@ -123,15 +131,27 @@ def read_placement(path: str | os.PathLike[str]) -> list[PlacedTile]:
 
 
 def _in_grid_order(tiles: list[PlacedTile], where: str) -> list[PlacedTile]:
-    """The tiles row by row, after checking each grid cell is listed exactly once."""
+    """The cells in grid order, after checking they cover every tile exactly once.
+
+    A tile is listed once whole, or as its four quarters once each.
+    """
     rows = max(tile.row for tile in tiles) + 1
     cols = max(tile.column for tile in tiles) + 1
-    cells = {(tile.row, tile.column) for tile in tiles}
+    cells = {(tile.row, tile.column, tile.quarter) for tile in tiles}
     if len(cells) != len(tiles):
         raise MosaicError(f"{where} lists a tile more than once")
-    if len(cells) != rows * cols:
-        raise MosaicError(f"{where} lists {len(tiles)} tiles, not a full {rows}x{cols} grid")
-    return sorted(tiles, key=lambda tile: (tile.row, tile.column))
+    parts: dict[tuple[int, int], set[str]] = {}
+    for row, column, quarter in cells:
+        parts.setdefault((row, column), set()).add(quarter)
+    for (row, column), found in sorted(parts.items()):
+        if found != {""} and found != set(QUARTERS):
+            raise MosaicError(f"{where}: the tile at row {row}, column {column} must be "
+                              "listed whole or as its four quarters (tl, tr, bl, br), not "
+                              f"{', '.join(sorted(q or 'whole' for q in found))}")
+    if len(parts) != rows * cols:
+        raise MosaicError(f"{where} lists {len(parts)} tiles, not a full {rows}x{cols} grid")
+    order = {"": 0, **{quarter: i for i, quarter in enumerate(QUARTERS)}}
+    return sorted(tiles, key=lambda tile: (tile.row, tile.column, order[tile.quarter]))
 
 
 def grid_of(tiles: Sequence[PlacedTile]) -> tuple[int, int]:
@@ -139,4 +159,11 @@ def grid_of(tiles: Sequence[PlacedTile]) -> tuple[int, int]:
     return tiles[-1].row + 1, tiles[-1].column + 1
 
 
-__all__ = ["COLUMNS", "PlacedTile", "grid_of", "read_placement", "write_placement"]
+def split_of(tiles: Sequence[PlacedTile]) -> tuple[int, ...]:
+    """The tiles (row-major indices) a checked list draws as quarters."""
+    cols = grid_of(tiles)[1]
+    return tuple(sorted({tile.row * cols + tile.column for tile in tiles if tile.quarter}))
+
+
+__all__ = ["COLUMNS", "PlacedTile", "grid_of", "read_placement", "split_of",
+           "write_placement"]

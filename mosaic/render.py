@@ -85,7 +85,8 @@ def render_mosaic(
     layout : Layout
         Grid and tile size.
     tile_sources : sequence of (str, Box)
-        For each tile, row by row: the photo file and its crop box.
+        For each cell (each tile, or the quarters of a split one; row by row): the photo
+        file and its crop box.
     out_path : path-like
         Output image; the format follows the suffix (.jpg, .png, .tif, .webp).
     dpi : float, optional
@@ -117,8 +118,8 @@ def render_mosaic(
     MosaicError
         A photo can no longer be read, or the output cannot be written.
     """
-    if len(tile_sources) != layout.tiles:
-        raise ValueError(f"{len(tile_sources)} tile photos for {layout.tiles} tiles")
+    if len(tile_sources) != layout.cells:
+        raise ValueError(f"{len(tile_sources)} tile photos for {layout.cells} cells")
     out = Path(out_path)
     if deep_zoom:
         check_deep_zoom_out(out)
@@ -131,7 +132,8 @@ def render_mosaic(
     size = layout.tile_px if not shape_key(layout.tile_aspect) else (layout.tile_px,
                                                                       layout.tile_height)
     key = strips_key(tile_sources, size,
-                     [*identity, *(correction.key() if correction else [])])
+                     [*identity, *(correction.key() if correction else []),
+                      *([list(layout.split)] if layout.split else [])])
     private = rows_root is None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -141,10 +143,10 @@ def render_mosaic(
     strips = StripFolder(folder, key, width, layout.tile_height)
     try:
         strips.prepare()
-        with stage("render", layout.tiles) as advance:
+        with stage("render", layout.cells) as advance:
             cells = ((QUALITY_CELL, QUALITY_CELL), preview_cell(layout))
-            quality, preview = draw_rows(strips, layout.cols, tile_sources, cells, advance,
-                                         workers, correction)
+            quality, preview = draw_rows(strips, layout.cell_grid, tile_sources, cells,
+                                         advance, workers, correction)
         image = poster_image(strips, layout.rows, bleed_px, dpi)
         with stage("write poster", 100) as advance:
             if deep_zoom:

@@ -20,7 +20,7 @@ from skimage.metrics import structural_similarity
 
 from mosaic.files import atomic_path, write_bytes_atomic
 from mosaic.outputs import OUTPUT_FORMATS, TEXT_MARK, check_replaceable, image_exif
-from mosaic.report_text import class_cell, weights_line
+from mosaic.report_text import class_cell, detail_line, weights_line
 
 QUALITY_CELL = 16
 
@@ -144,6 +144,7 @@ def report_markdown(metrics: Mapping[str, object], comparison: Sequence[Mapping[
     summary = markdown_table(["", ""], [
         ["output", f"`{metrics['output']}`"],
         ["grid", f"{metrics['rows']} x {metrics['cols']} = {metrics['tiles']} tiles"],
+        *([["detail", detail_line(metrics["detail"])]] if metrics.get("detail") else []),
         ["photos", f"{metrics['photos_used']} used of {metrics['photos_available']}"
          + (f"; the most used fills {metrics['most_uses']} tiles (at most "
             f"{metrics['max_uses']}), copies at least {metrics.get('closest_copies')} tiles "

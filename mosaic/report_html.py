@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from mosaic import __version__
+from mosaic.cells import CellGrid
 from mosaic.files import write_bytes_atomic
 from mosaic.outputs import TEXT_MARK, check_replaceable
 from mosaic.report_figures import error_heat_map, error_histogram, mean_error_bars
@@ -70,7 +71,7 @@ class MethodRun:
 
 
 def method_picture(thumbs: np.ndarray, photo_of_tile: np.ndarray, tile_crop: np.ndarray | None,
-                   rows: int, cols: int) -> Image.Image:
+                   rows: int, cols: int, split: tuple[int, ...] = ()) -> Image.Image:
     """The mosaic of one assignment drawn from the library's thumbnails.
 
     Parameters
@@ -83,11 +84,15 @@ def method_picture(thumbs: np.ndarray, photo_of_tile: np.ndarray, tile_crop: np.
         The crop (0..K-1) of each tile's photo; None means crop 0 everywhere.
     rows, cols : int
         The grid.
+    split : tuple of int
+        Tiles drawn as four quarters (:mod:`mosaic.cells`): ``photo_of_tile`` and
+        ``tile_crop`` then list cells, and each quarter shows its photo at half size.
 
     Returns
     -------
     PIL.Image.Image
-        RGB, ``cols * s`` wide and ``rows * s`` tall.
+        RGB, ``cols * s`` wide and ``rows * s`` tall (``s`` rounded down to even with
+        ``split``).
 
     Raises
     ------
@@ -100,19 +105,45 @@ def method_picture(thumbs: np.ndarray, photo_of_tile: np.ndarray, tile_crop: np.
     if library.ndim != 5 or library.shape[-1] != 3 or library.shape[2] != library.shape[3]:
         raise ValueError(f"thumbs must be (N, K, s, s, 3), not {library.shape}")
     photos = np.asarray(photo_of_tile, dtype=np.intp).ravel()
-    if photos.size != rows * cols:
-        raise ValueError(f"photo_of_tile has {photos.size} tiles, the grid {rows} x {cols}")
+    grid = CellGrid(rows, cols, split)
+    if photos.size != grid.count:
+        raise ValueError(f"photo_of_tile has {photos.size} tiles, the grid {rows} x {cols}"
+                         f" {grid.count} cells")
     crops = (np.zeros_like(photos) if tile_crop is None
              else np.asarray(tile_crop, dtype=np.intp).ravel())
     if crops.shape != photos.shape:
         raise ValueError(f"tile_crop has {crops.size} tiles, photo_of_tile {photos.size}")
     side = library.shape[2]
     cells = library[photos, crops]  # (T, s, s, 3), one gather, no Python loop over tiles
+    if split:
+        cells, rows, cols, side = _unit_cells(cells, grid), 2 * rows, 2 * cols, side // 2
     # (rows, cols, s, s, 3) -> (rows, s, cols, s, 3): each pixel row of the picture then
     # runs through one grid row's cells in turn, so a plain reshape lays the picture out.
     grid = cells.reshape(rows, cols, side, side, 3).transpose(0, 2, 1, 3, 4)
     pixels = np.ascontiguousarray(grid.reshape(rows * side, cols * side, 3), dtype=np.uint8)
     return Image.fromarray(pixels, "RGB")
+
+
+def _unit_cells(cells: np.ndarray, grid: CellGrid) -> np.ndarray:
+    """Cell pictures (C, s, s, 3) cut into the half-tile units (4 rows cols, s/2, s/2, 3).
+
+    A whole tile's picture gives its four units a quadrant each; a quarter's is shrunk
+    (2x2 average) onto its one unit.
+    """
+    half = cells.shape[1] // 2
+    units = np.zeros((4 * grid.rows * grid.cols, half, half, 3), np.uint8)
+    for cell, (_, quarter, top, left, _) in enumerate(grid.table.tolist()):
+        picture = cells[cell, :2 * half, :2 * half]
+        first = top * 2 * grid.cols + left
+        if quarter >= 0:
+            shrunk = picture.reshape(half, 2, half, 2, 3).mean(axis=(1, 3))
+            units[first] = np.rint(shrunk).astype(np.uint8)
+            continue
+        for dy in (0, 1):
+            for dx in (0, 1):
+                units[first + dy * 2 * grid.cols + dx] = picture[dy * half:(dy + 1) * half,
+                                                                 dx * half:(dx + 1) * half]
+    return units
 
 
 def _display_size(image: Image.Image) -> tuple[int, int]:
@@ -381,7 +412,8 @@ def report_html(metrics: Mapping[str, Any], target: Image.Image, methods: Sequen
     title = "Mosaic report" + (f": {Path(str(output)).name}" if output else "")
     body = "".join([
         f"<h1>{html.escape(title)}</h1>",
-        _table(None, summary_rows(metrics, rows, cols)),
+        _table(None, summary_rows(metrics, int(metrics.get("rows", rows)),
+                                  int(metrics.get("cols", cols)))),
         _pictures_section(target, methods),
         _methods_section(metrics, methods),
         _charts_section(metrics, methods, rows, cols),

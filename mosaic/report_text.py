@@ -80,6 +80,7 @@ def summary_rows(metrics: Mapping[str, Any], rows: int, cols: int) -> list[list[
     table: list[list[object]] = [
         ["output", metrics.get("output", "")],
         ["grid", f"{rows} x {cols} = {metrics.get('tiles', rows * cols)} tiles"],
+        *([["detail", detail_line(metrics["detail"])]] if metrics.get("detail") else []),
         ["photos", _photos_line(metrics)],
         ["method", method],
     ]
@@ -99,6 +100,12 @@ def summary_rows(metrics: Mapping[str, Any], rows: int, cols: int) -> list[list[
                   "mean colour (costs are the errors left after the shift)" if strength
                   else "none: every pixel is a photo's own"])
     return table
+
+
+def detail_line(detail: Mapping[str, Any]) -> str:
+    """What ``--detail`` did: how many tiles became quarters, and the cells placed."""
+    return (f"{detail['mode']}: {detail['split_tiles']} face tiles drawn as 2x2 quarter "
+            f"tiles; {detail['cells']} cells, one photo each")
 
 
 def gap_rows(metrics: Mapping[str, Any]) -> list[list[object]]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mosaic.cells import CellGrid
 from mosaic.files import atomic_path, hash_jsonable
 from mosaic.images import DEFAULT_MAX_PIXELS, Box, crop_resize, open_rgb
 from mosaic.machine import map_in_threads
@@ -128,28 +129,29 @@ def strips_key(sources: Sequence[TileSource], tile_px: int | Sequence[int],
                           list(identity)])
 
 
-def draw_rows(strips: StripFolder, cols: int, sources: Sequence[TileSource],
-              cells: Sequence[int], advance: Callable[[int], None], workers: int | None = None,
-              correction: ColourCorrection | None = None) -> list[np.ndarray]:
+def draw_rows(strips: StripFolder, grid: CellGrid, sources: Sequence[TileSource],
+              cells: Sequence[tuple[int, int]], advance: Callable[[int], None],
+              workers: int | None = None, correction: ColourCorrection | None = None
+              ) -> list[np.ndarray]:
     """Draw every missing row of tiles into ``strips``; return the poster shrunk.
 
     Parameters
     ----------
     strips : StripFolder
         Where the rows go (prepared); rows already there are kept.
-    cols : int
-        Tiles a row.
+    grid : CellGrid
+        The tiles, and which are drawn as quarters (:mod:`mosaic.cells`).
     sources : sequence of TileSource
-        Every tile, row by row.
+        Every cell, in the grid's order (tile by tile, row by row).
     cells : sequence of (int, int)
         Pixels (width, height) of a tile in each shrunk copy (box-averaged, as the
-        quality figures shrink a poster).
+        quality figures shrink a poster); a quarter gets its part of that.
     advance : callable
-        Called with the number of tiles done, as they are done.
+        Called with the number of cells done, as they are done.
     workers : int, optional
         Decoding threads (default: the CPU count).
     correction : ColourCorrection, optional
-        Shift each tile's colours toward its cell of the target (none by default: every
+        Shift each cell's colours toward its cell of the target (none by default: every
         pixel is then the photo's own).
 
     Returns
@@ -158,7 +160,8 @@ def draw_rows(strips: StripFolder, cols: int, sources: Sequence[TileSource],
         The poster at each of ``cells`` pixels a tile, made while drawing (never by
         reading the written poster back).
     """
-    rows, tile_w, tile_h = len(sources) // cols, strips.width // cols, strips.row_height
+    rows, cols = grid.rows, grid.cols
+    tile_size = (strips.width // cols, strips.row_height)
     shrunk = [np.zeros((rows * ch, cols * cw, 3), np.uint8) for cw, ch in cells]
     missing = [row for row in range(rows) if not strips.has_row(row)]
     for row in sorted(set(range(rows)) - set(missing)):
@@ -166,32 +169,44 @@ def draw_rows(strips: StripFolder, cols: int, sources: Sequence[TileSource],
         for (cw, ch), copy in zip(cells, shrunk, strict=True):
             copy[row * ch:(row + 1) * ch] = np.asarray(
                 image.resize((cols * cw, ch), Image.Resampling.BOX))
-        advance(cols)
-    todo = [row * cols + col for row in missing for col in range(cols)]
+        advance(len(grid.row_cells(row)))
+    todo = [cell for row in missing for cell in grid.row_cells(row)]
+    last_of_row = {grid.row_cells(row)[-1]: row for row in missing}
 
     def draw(index: int) -> tuple[np.ndarray, list[np.ndarray]]:
         path, box = sources[index]
-        tile = render_tile(path, box, (tile_w, tile_h))  # shrunk here too, in the workers
+        left, top, right, bottom = grid.box_in_row(index, tile_size)
+        tile = render_tile(path, box, (right - left, bottom - top))  # shrunk here too
         if correction is not None:
             tile = correction.apply(tile, index)
-        return np.asarray(tile), [np.asarray(tile.resize(cell, Image.Resampling.BOX))
+        return np.asarray(tile), [np.asarray(tile.resize(_size(grid.box_in_row(index, cell)),
+                                                          Image.Resampling.BOX))
                                   for cell in cells]
 
     # Two row buffers: one is written to disk by a thread while the other fills.
-    buffers = [np.zeros((tile_h, strips.width, 3), np.uint8) for _ in range(2)]
+    buffers = [np.zeros((tile_size[1], strips.width, 3), np.uint8) for _ in range(2)]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="row-writer") as writer:
         writing: list[Future[None]] = []
-        for index, (tile, small) in enumerate(map_in_threads(draw, todo, workers)):
-            position, col = divmod(index, cols)
+        position = 0
+        for index, (tile, small) in zip(todo, map_in_threads(draw, todo, workers),
+                                        strict=True):
             row, canvas = missing[position], buffers[position % 2]
-            if col == 0 and len(writing) >= 2:
+            if index == grid.row_cells(row)[0] and len(writing) >= 2:
                 writing.pop(0).result()  # this buffer's last row is on disk
-            canvas[:, col * tile_w:(col + 1) * tile_w] = tile
-            for (cw, ch), copy, piece in zip(cells, shrunk, small, strict=True):
-                copy[row * ch:(row + 1) * ch, col * cw:(col + 1) * cw] = piece
+            left, top, right, bottom = grid.box_in_row(index, tile_size)
+            canvas[top:bottom, left:right] = tile
+            for cell, copy, piece in zip(cells, shrunk, small, strict=True):
+                x0, y0, x1, y1 = grid.box_in_row(index, cell)
+                copy[row * cell[1] + y0:row * cell[1] + y1, x0:x1] = piece[:y1 - y0, :x1 - x0]
             advance(1)
-            if col == cols - 1:
+            if index in last_of_row:
                 writing.append(writer.submit(strips.write_row, row, canvas))
+                position += 1
         for future in writing:
             future.result()
     return shrunk
+
+
+def _size(box: tuple[int, int, int, int]) -> tuple[int, int]:
+    """(width, height) of a pixel box, at least one pixel each way."""
+    return max(1, box[2] - box[0]), max(1, box[3] - box[1])

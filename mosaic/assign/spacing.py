@@ -68,8 +68,13 @@ class Grid:
         return np.divmod(np.asarray(tiles, dtype=np.int64), self.cols)
 
 
-def closest_copies(photo_of_tile: np.ndarray, grid: Grid) -> int | None:
-    """Smallest Chebyshev distance between two tiles showing one photo (None: no repeats)."""
+def closest_copies(photo_of_tile: np.ndarray, grid: Grid, tile_of: np.ndarray | None = None
+                   ) -> int | None:
+    """Smallest Chebyshev distance between two tiles showing one photo (None: no repeats).
+
+    ``tile_of`` maps cells to their tiles when some tiles are split into quarters
+    (:mod:`mosaic.cells`): two quarters of one tile are then 0 apart.
+    """
     order = np.argsort(photo_of_tile, kind="stable")
     sorted_photos = photo_of_tile[order]
     closest: int | None = None
@@ -78,7 +83,8 @@ def closest_copies(photo_of_tile: np.ndarray, grid: Grid) -> int | None:
     for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
         if end - start < 2:
             continue
-        rows, cols = grid.position(order[start:end])
+        rows, cols = grid.position(order[start:end] if tile_of is None
+                                   else tile_of[order[start:end]])
         distance = np.maximum(np.abs(rows[:, None] - rows[None]),
                               np.abs(cols[:, None] - cols[None]))
         np.fill_diagonal(distance, np.iinfo(np.int64).max)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mosaic.cells import QUARTERS
 from mosaic.files import FileRef, save_npy_atomic
 from mosaic.images import Box
 from mosaic.library import PhotoRecord, load_records
@@ -36,13 +37,16 @@ def _tile_photos(chosen: AssignResult, photo_of_tile: np.ndarray,
 
 def placed_tiles(chosen: AssignResult, library: LibraryResult, target: TargetResult,
                  weights: WeightsResult) -> list[PlacedTile]:
-    """The placement list of ``chosen``: each tile's photo, crop, cost and weight."""
-    cols = target.layout.cols
+    """The placement list of ``chosen``: each cell's photo, crop, cost and weight."""
+    layout = target.layout
+    cells = layout.cell_grid.table  # tile, quarter (-1: whole), ...
     assignment = load_assignment(chosen.assignment)
     weight = np.load(weights.weights.path, allow_pickle=False).reshape(-1)
-    shape = aspect_text(target.layout.tile_aspect)
-    return [PlacedTile(index // cols, index % cols, record.path, record.sha256, box,
-                       float(assignment.tile_cost[index]), float(weight[index]), shape)
+    shape = aspect_text(layout.tile_aspect)
+    return [PlacedTile(int(cells[index, 0]) // layout.cols, int(cells[index, 0]) % layout.cols,
+                       record.path, record.sha256, box, float(assignment.tile_cost[index]),
+                       float(weight[index]), shape,
+                       QUARTERS[cells[index, 1]] if cells[index, 1] >= 0 else "")
             for index, (record, box) in enumerate(_tile_photos(
                 chosen, assignment.photo_of_tile, load_records(library.manifest.path)))]
 

@@ -75,13 +75,16 @@ def build_metrics(options: BuildOptions, library: LibraryResult, people: PeopleR
     uses = np.unique(photo_of_tile, return_counts=True)[1]
     return {
         "rows": layout.rows, "cols": layout.cols, "tiles": layout.tiles,
+        "detail": ({"mode": "faces", "split_tiles": len(layout.split), "cells": layout.cells}
+                   if layout.split else None),
         "tile_aspect": aspect_text(layout.tile_aspect),
         "tile_px": [layout.tile_px, layout.tile_height],
         "target_crop": list(layout.crop),
         "photos_available": library.photos, "photos_used": int(uses.size),
         "max_uses": plan.max_uses, "most_uses": int(uses.max(initial=0)),
         "min_repeat_distance": plan.min_distance,
-        "closest_copies": closest_copies(photo_of_tile, Grid(layout.rows, layout.cols)),
+        "closest_copies": closest_copies(photo_of_tile, Grid(layout.rows, layout.cols),
+                                         layout.cell_grid.tile_of_cell),
         "photo_files": library.files, "skipped": skipped_files(library),
         "duplicates": library.duplicates, "near_duplicates": library.near_duplicates,
         "method": plan.method, "method_requested": plan.requested,
@@ -121,13 +124,25 @@ def method_runs(compared: Sequence[AssignResult], assignments: Sequence[Assignme
         crops = (np.load(solve.tile_crop.path, allow_pickle=False)
                  if solve.tile_crop is not None else None)
         picture = method_picture(thumbs, assignment.photo_of_tile, crops, layout.rows,
-                                 layout.cols)
+                                 layout.cols, layout.split)
         if shape_key(layout.tile_aspect):  # thumbnails are square: back to the tile shape
             picture = picture.resize((picture.width, max(1, round(
                 picture.height / layout.tile_ratio))), Image.Resampling.BILINEAR)
         runs.append(MethodRun(solve.method, solve.mean_cost, solve.objective, solve.seconds,
-                              assignment.tile_cost, picture, entry.get("class_costs")))
+                              on_picture_grid(assignment.tile_cost, layout)[0], picture,
+                              entry.get("class_costs")))
     return runs
+
+
+def on_picture_grid(values: np.ndarray, layout: Layout) -> tuple[np.ndarray, int, int]:
+    """Per-cell values on the grid the report draws: the tiles, or the half tiles.
+
+    With split tiles (``detail`` faces) a whole tile's value covers its four half tiles,
+    so the maps and histograms count area, as the poster shows it.
+    """
+    if not layout.split:
+        return np.asarray(values), layout.rows, layout.cols
+    return layout.cell_grid.spread(values), 2 * layout.rows, 2 * layout.cols
 
 
 def report(options: BuildOptions, target_file: FileRef, library: LibraryResult,
@@ -175,14 +190,18 @@ def report(options: BuildOptions, target_file: FileRef, library: LibraryResult,
     metrics["placement_list"] = str(folder / "placement.csv")
     preview = Image.fromarray(np.load(rendered.preview.path, allow_pickle=False))
     save_image_atomic(side_by_side(target_crop, preview), folder / "comparison.jpg")
-    save_image_atomic(heat_map(tile_cost, layout.rows, layout.cols), folder / "tile-costs.png")
+    costs, grid_rows, grid_cols = on_picture_grid(tile_cost, layout)
+    save_image_atomic(heat_map(costs, grid_rows, grid_cols,
+                               8 if not layout.split else 4), folder / "tile-costs.png")
     images = {"Target and mosaic": "comparison.jpg",
               "Cost per tile (dark = good match, yellow = poor)": "tile-costs.png"}
     picture = None
     if not weights.uniform:
+        # A quarter's weight is scaled by its area; the map shows the weight of a pixel.
+        weight = np.load(weights.weights.path, allow_pickle=False) / layout.cell_grid.area
         picture = weight_map_image(open_rgb(target_file.path),
-                                   np.load(weights.weights.path, allow_pickle=False),
-                                   layout.crop, layout.rows, layout.cols)
+                                   on_picture_grid(weight, layout)[0], layout.crop,
+                                   grid_rows, grid_cols)
         save_image_atomic(picture, folder / "weights.png")
         images["Tile weights (faces and people get the best photos)"] = "weights.png"
     text = report_markdown(metrics, metrics["comparison"], tile_cost, images)
@@ -190,7 +209,7 @@ def report(options: BuildOptions, target_file: FileRef, library: LibraryResult,
     write_report_html(folder / "report.html", report_html(
         metrics, target_crop,
         method_runs(compared, assignments, metrics["comparison"], library, layout),
-        picture, layout.rows, layout.cols))
+        picture, grid_rows, grid_cols))
     metrics["report_html"] = str(folder / "report.html")
     metrics_path = str(options.metrics)
     check_replaceable(metrics_path, "`metrics`")

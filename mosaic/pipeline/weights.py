@@ -1,11 +1,14 @@
-"""Stage 4: per-tile weights and classes (face, person, background) from the detection."""
+"""Stage 4: per-cell weights and classes (face, person, background) from the detection."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from mosaic.cells import cells_of
 from mosaic.files import FileRef, save_npy_atomic
 from mosaic.importance import (
+    FACE,
+    Detection,
     load_detection,
     resolve_mode,
     tile_classes,
@@ -18,9 +21,35 @@ from mosaic.pipeline import stage_folder
 from mosaic.pipeline.results import PeopleResult, WeightsResult
 
 
+def cell_weights(found: Detection, layout: Layout, mode: str, request: WeightRequest
+                 ) -> np.ndarray:
+    """Each cell's weight: a whole tile's as without ``detail``, a quarter's on its own.
+
+    A quarter is weighed on the grid of half tiles (the fall-off kept as long in target
+    pixels) and scaled by its area, so a face's pixel counts the same in a quarter as in
+    a whole tile and the face weight keeps its meaning.
+    """
+    weights = tile_weights(found, layout.crop, layout.rows, layout.cols, mode,
+                           request.face_weight, request.person_weight, request.falloff)
+    if not layout.split:
+        return weights
+    units = tile_weights(found, layout.crop, 2 * layout.rows, 2 * layout.cols, mode,
+                         request.face_weight, request.person_weight, request.falloff * 2)
+    grid = layout.cell_grid
+    return cells_of(weights, units, grid) * grid.area
+
+
+def cell_classes(found: Detection, layout: Layout) -> np.ndarray:
+    """Each cell's class; the quarters of a split tile are face cells, as their tile."""
+    classes = tile_classes(found, layout.crop, layout.rows, layout.cols)
+    if not layout.split:
+        return classes
+    return cells_of(classes, np.full(4 * layout.tiles, FACE, np.int8), layout.cell_grid)
+
+
 def weigh(people: PeopleResult | None, layout: Layout, request: WeightRequest, workdir: str
           ) -> WeightsResult:
-    """Weights and classes as ``.npy`` files.
+    """Weights and classes as ``.npy`` files, one entry per cell.
 
     Without a detection (``weights`` none), weights are uniform and every tile is
     background; a target with nobody in it is uniform too, with a note saying so.
@@ -29,17 +58,16 @@ def weigh(people: PeopleResult | None, layout: Layout, request: WeightRequest, w
                           request)
     if people is None:
         mode, note = "none", None
-        weights = np.ones(layout.tiles)
-        classes = np.zeros(layout.tiles, dtype=np.int8)
+        weights = np.ones(layout.cells)
+        classes = np.zeros(layout.cells, dtype=np.int8)
     else:
         found = load_detection(people.detection.path)
         mode, note = resolve_mode(found, request.mode)
-        weights = tile_weights(found, layout.crop, layout.rows, layout.cols, mode,
-                               request.face_weight, request.person_weight, request.falloff)
-        classes = tile_classes(found, layout.crop, layout.rows, layout.cols)
+        weights = cell_weights(found, layout, mode, request)
+        classes = cell_classes(found, layout)
     save_npy_atomic(folder / "weights.npy", weights)
     save_npy_atomic(folder / "classes.npy", classes)
     settings = weights_settings(mode, request.face_weight, request.person_weight,
                                 request.falloff, requested=request.mode)
     return WeightsResult(FileRef.of(folder / "weights.npy"), FileRef.of(folder / "classes.npy"),
-                         settings, note, mode == "none")
+                         settings, note, mode == "none" and not layout.split)

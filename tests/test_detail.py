@@ -1,0 +1,149 @@
+"""``--detail faces``: face tiles split into 2x2 quarters, placed exactly, drawn at their size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from scipy.optimize import linear_sum_assignment
+
+from cli.main import command as app
+from mosaic.cells import CellGrid, cells_of, plan_detail
+from mosaic.errors import MosaicError
+from mosaic.layout import Layout, plan_layout
+from mosaic.options import build_options
+from mosaic.placement import PlacedTile, read_placement, split_of, write_placement
+from tests.test_cli import _args, _assert_one_line_error, _subprocess_build
+
+
+@pytest.mark.parametrize("size", [(16, 16), (17, 13), (3, 2), (100, 125)])
+def test_cells_cover_every_pixel_of_a_row_exactly_once(size):
+    grid = CellGrid(3, 4, (0, 5, 6, 11))
+    assert grid.count == 12 + 3 * 4
+    for row in range(grid.rows):
+        covered = np.zeros((size[1], 4 * size[0]), dtype=int)
+        for cell in grid.row_cells(row):
+            left, top, right, bottom = grid.box_in_row(cell, size)
+            assert right > left and bottom > top
+            covered[top:bottom, left:right] += 1
+        assert (covered == 1).all()
+    # Spread over the half-tile units, every unit belongs to exactly one cell.
+    units = grid.spread(np.arange(grid.count))
+    assert sorted(np.unique(units).tolist()) == list(range(grid.count))
+    counts = np.bincount(units, minlength=grid.count)
+    assert counts.tolist() == [1 if quarter >= 0 else 4 for quarter in grid.table[:, 1]]
+
+
+def test_cells_take_quarters_from_the_half_tile_grid():
+    grid = CellGrid(2, 2, (3,))
+    tiles = np.array([10, 11, 12, 13])
+    units = np.arange(16) + 100  # the 4 x 4 grid of half tiles, row-major
+    # Tile 3 is the bottom-right tile: its quarters are units 10, 11, 14, 15.
+    assert cells_of(tiles, units, grid).tolist() == [10, 11, 12, 110, 111, 114, 115]
+    assert grid.area.tolist() == [1, 1, 1, 0.25, 0.25, 0.25, 0.25]
+
+
+def test_split_tiles_must_be_distinct_and_inside_the_grid():
+    for split in [(4,), (1, 1), (2, 1), (-1,)]:
+        with pytest.raises(ValueError):
+            CellGrid(2, 2, split)
+
+
+def test_the_planned_grid_leaves_photos_for_the_quarters():
+    def layout_for(tiles: int) -> Layout:
+        return plan_layout((900, 1200), 500, tiles=tiles)
+
+    def split_of_layout(layout: Layout) -> tuple[int, ...]:
+        # a "face" covering the middle ninth of the grid
+        rows, cols = layout.rows, layout.cols
+        return tuple(r * cols + c for r in range(rows // 3, 2 * rows // 3)
+                     for c in range(cols // 3, 2 * cols // 3))
+
+    layout = plan_detail(500, layout_for, split_of_layout)
+    assert layout.split == split_of_layout(layout) and layout.split
+    assert layout.cells <= 500
+    # The next larger grid would need more photos than there are.
+    bigger = layout_for(layout.tiles + layout.cols)
+    assert bigger.tiles + 3 * len(split_of_layout(bigger)) > 500
+
+
+def test_the_placement_list_keeps_quarters_and_refuses_a_missing_one(tmp_path):
+    def placed(row: int, column: int, quarter: str = "") -> PlacedTile:
+        return PlacedTile(row, column, f"p{row}{column}{quarter}.jpg", "", (0, 0, 1, 1), 0.1,
+                          1.0, "1:1", quarter)
+
+    tiles = [placed(0, 0), *(placed(0, 1, q) for q in ("br", "tl", "bl", "tr"))]
+    write_placement(tmp_path / "p.csv", tiles)
+    again = read_placement(tmp_path / "p.csv")
+    assert [tile.quarter for tile in again] == ["", "tl", "tr", "bl", "br"]
+    assert split_of(again) == (1,)
+    write_placement(tmp_path / "bad.csv", tiles[:-1])
+    with pytest.raises(MosaicError, match="four quarters"):
+        read_placement(tmp_path / "bad.csv")
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    ({"weights": "none"}, "weights"),
+    ({"method": "regional"}, "regional"),
+    ({"max_uses": 3, "min_repeat_distance": 4}, "min_repeat_distance"),
+])
+def test_what_detail_cannot_combine_with_is_refused_naming_it(extra, named):
+    with pytest.raises(MosaicError, match=named):
+        build_options(target="t.jpg", out="o.jpg", photos="p", detail="faces", **extra)
+
+
+def test_an_unknown_detail_is_refused(prefect_api, photo_dir, portrait, tmp_path):
+    result = _subprocess_build(*_args(photo_dir, portrait, tmp_path / "o.jpg", "--detail",
+                                      "eyes", "--workdir", str(tmp_path / "w")))
+    _assert_one_line_error(result, "--detail", "eyes")
+    assert not (tmp_path / "w").exists()
+
+
+def _exact_objective(workdir: Path, weights: np.ndarray) -> float:
+    matrix = np.load(next((workdir / "score").glob("*/cost.npy")))
+    weighted = matrix * weights[:, None]
+    rows, cols = linear_sum_assignment(weighted)
+    return float(weighted[rows, cols].sum())
+
+
+def test_a_detail_build_splits_face_tiles_places_exactly_and_redraws(prefect_api, photo_dir,
+                                                                   portrait, tmp_path):
+    out, workdir = tmp_path / "poster.png", tmp_path / "w"
+    result = _subprocess_build(*_args(photo_dir, portrait, out, "--detail", "faces",
+                                      "--tile-px", "17", "--workdir", str(workdir),
+                                      "--metrics", str(tmp_path / "m.json")))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    rows, cols, detail = metrics["rows"], metrics["cols"], metrics["detail"]
+    assert detail["split_tiles"] > 0
+    assert detail["cells"] == rows * cols + 3 * detail["split_tiles"] <= metrics[
+        "photos_available"]
+    assert metrics["photos_used"] == detail["cells"]  # each photo once, on every cell
+    tiles = read_placement(workdir / "placement.csv")
+    assert len(tiles) == detail["cells"] and len(split_of(tiles)) == detail["split_tiles"]
+    assert len({tile.photo_sha256 for tile in tiles}) == len(tiles)
+    weights = np.load(next((workdir / "weights").glob("*/weights.npy")))
+    assert [tile.weight for tile in tiles] == pytest.approx(weights, rel=1e-5)
+    assert metrics["objective"] == pytest.approx(_exact_objective(workdir, weights), rel=1e-6)
+    with Image.open(out) as image:
+        assert image.size == (cols * 17, rows * 17)
+        first = np.asarray(image.convert("RGB"))
+    # A quarter is its photo drawn at a quarter's size, where its box says.
+    quarter = next(tile for tile in tiles if tile.quarter == "br")
+    from mosaic.strips import render_tile
+
+    drawn = np.asarray(render_tile(quarter.photo, quarter.box, (9, 9)))
+    top, left = quarter.row * 17 + 8, quarter.column * 17 + 8
+    assert np.array_equal(first[top:top + 9, left:left + 9], drawn)
+    again = tmp_path / "again.png"
+    redrawn = CliRunner().invoke(app, ["render", str(workdir / "placement.csv"), "--out",
+                                       str(again), "--tile-px", "17"])
+    assert redrawn.exit_code == 0, redrawn.output
+    with Image.open(again) as image:
+        assert np.array_equal(np.asarray(image.convert("RGB")), first)
+    report = (workdir / "report.md").read_text()
+    assert f"{detail['split_tiles']} face tiles drawn as 2x2 quarter tiles" in report
