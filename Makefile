@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PEERS := .venv-peers
 
-.PHONY: setup viewer-assets setup-bench setup-312 test-312 system-deps demo test lint bench bench-weights bench-face-weight bench-peers bench-mosaicraft bench-quality bench-scale bench-faces clean ui stop-ui deploy
+.PHONY: setup viewer-assets setup-bench setup-312 test-312 system-deps demo test lint bench bench-weights bench-face-weight bench-detail bench-peers bench-mosaicraft bench-quality bench-scale bench-faces clean ui stop-ui deploy
 
 setup: $(STAMP) viewer-assets
 
@@ -111,6 +111,12 @@ bench-weights: setup-bench
 # The face weight measured on the default command's rendered posters (about 12 minutes).
 bench-face-weight: setup-bench
 	$(BIN)/python -m benchmarks.bench_face_weight
+
+# --detail faces against the uniform grid, default command, 400 photos (part of make bench;
+# about 5 minutes) and then the whole shared library.
+bench-detail: setup-bench
+	$(BIN)/python -m benchmarks.bench_detail --first 400
+	$(BIN)/python -m benchmarks.bench_detail
 
 bench-faces: setup-bench
 	$(BIN)/python -m benchmarks.bench_faces

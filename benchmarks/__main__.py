@@ -1,6 +1,13 @@
 """`make bench`: every benchmark table, with the machine it ran on."""
 
-from benchmarks import bench_assign, bench_demo, bench_render, bench_repeats, bench_score
+from benchmarks import (
+    bench_assign,
+    bench_demo,
+    bench_detail,
+    bench_render,
+    bench_repeats,
+    bench_score,
+)
 from benchmarks.table import machine
 
 
@@ -11,6 +18,7 @@ def main() -> None:
     bench_assign.main()
     bench_demo.main()
     bench_repeats.main([])
+    bench_detail.main(["--first", "400"])
     bench_render.main([])
 
 

@@ -2,17 +2,20 @@
 
 Run from the project folder::
 
-    .venv/bin/python -m benchmarks.bench_detail                       # the shared library
-    .venv/bin/python -m benchmarks.bench_detail --photos some-400-photos/ --targets obama
+    .venv/bin/python -m benchmarks.bench_detail --first 400          # as in make bench
+    .venv/bin/python -m benchmarks.bench_detail                      # the shared library
+    .venv/bin/python -m benchmarks.bench_detail --photos DIR --targets obama,biden
 
-For every shared target it runs the default command twice on the same photos, as it is
-and with ``--detail faces`` (both with ``--no-compare``, which only skips the report's
-baselines), and measures both rendered posters the same way, whatever their grids:
+For every shared target it runs the default command three times on the same photos (all
+with ``--no-compare``, which only skips the report's baselines): as it is, with
+``--detail faces``, and uniform again with ``--tiles`` the detail build's cell count (as
+many photos placed, so the photos a grid leaves out do not decide the comparison). All
+rendered posters are measured the same way, whatever their grids:
 
-- both posters and the target regions they cover are box-shrunk to one pixel density,
-  16 px a tile of the *uniform* grid (the project's tile-error scale), so a pixel is the
-  same patch of the target in both; ``--far`` adds a second density (4 px a uniform
-  tile: the poster seen from across the room);
+- each poster and the target region it covers are box-shrunk to one pixel density, 16 px
+  a tile of the default *uniform* grid (the project's tile-error scale), so a pixel is
+  the same patch of the target in every poster; the "far" columns use 4 px a uniform
+  tile (the poster seen from across the room);
 - **face error**: the RGB mean squared error over the pixels inside the whole heads of
   the faces counted by hand (:mod:`benchmarks.bench_faces` ``REQUIRED``, grown by the
   project's head rule), the part of the poster a viewer reads as the face;
@@ -20,9 +23,7 @@ baselines), and measures both rendered posters the same way, whatever their grid
 
 The issue's goal: face error at least 25 % lower than the uniform grid's on the group
 photos (targets whose faces cover under a quarter of the uniform tiles; close-ups are
-reported, not held to it). ``--detail faces`` has no threshold of its own to tune (a tile
-is split when it shows part of a face, the weights' face class), so both halves of the
-targets are simply reported.
+reported, not held to it), for each half of the targets.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from benchmarks import bench_mosaicraft as mc
 from benchmarks import quality_figures as qf
 from benchmarks.bench_faces import REQUIRED
 from benchmarks.bench_quality import half
+from benchmarks.bench_repeats import distinct_photos
 from benchmarks.peers import DATA, ROOT, Box
 from benchmarks.quality_rows import CLOSE_UP_SHARE
 from benchmarks.table import machine, print_table
@@ -55,7 +57,10 @@ MIN_DETAIL_GAIN = 0.25
 """The issue's goal: face error at least this much lower than the uniform grid's."""
 FAR_CELL = 4
 """Pixels a uniform tile at the second, far density."""
-MODES = {"uniform": (), "detail": ("--detail", "faces")}
+MODES = {"uniform": (), "detail": ("--detail", "faces"), "same": ()}
+"""The default command; with ``--detail faces``; and uniform with ``--tiles`` the detail
+build's cell count (``same``: as many photos placed, so the photos left out do not decide
+the comparison)."""
 
 
 @dataclass
@@ -103,7 +108,7 @@ def errors_at(poster: Image.Image, target: str, region: Box, pixel: float
 
 
 def build(target: str, mode: str, photos: Path, folder: Path, timeout: float,
-          pixel: float | None) -> tuple[Measured, float | None]:
+          pixel: float | None, extra: Sequence[str] = ()) -> tuple[Measured, float | None]:
     """Run the default command (with ``mode``'s options) and measure its poster.
 
     ``pixel`` is the density (target pixels a measured pixel) the uniform build set; the
@@ -113,7 +118,7 @@ def build(target: str, mode: str, photos: Path, folder: Path, timeout: float,
     command = [sys.executable, "-m", "cli", "build", "--photos", str(photos), "--target",
                str(DATA / "targets" / f"{target}.jpg"), "--out", str(out), "--no-compare",
                "--workdir", str(workdir), "--metrics", str(folder / f"metrics-{mode}.json"),
-               "-q", *MODES[mode]]
+               "-q", *MODES[mode], *extra]
     measured = Measured(target, mode)
     try:
         measured.seconds, measured.peak_mb, _ = mc.run_measured(command, timeout,
@@ -152,23 +157,28 @@ def rows_of(results: Sequence[Measured]) -> tuple[list[list[str]], dict[str, boo
         by_target.setdefault(measured.target, {})[measured.mode] = measured
     table, verdicts = [], {}
     for target, modes in sorted(by_target.items()):
-        uniform, detail = modes.get("uniform"), modes.get("detail")
-        if uniform is None or detail is None or uniform.error or detail.error:
-            table.append([target, half(target), "FAILED", *["-"] * 8])
+        uniform, detail, same = modes.get("uniform"), modes.get("detail"), modes.get("same")
+        if any(m is None or m.error for m in (uniform, detail, same)):
+            table.append([target, half(target), "FAILED", *["-"] * 10])
             continue
+        assert uniform is not None and detail is not None and same is not None
         close_up = uniform.face_share >= CLOSE_UP_SHARE
-        gain = 1 - detail.face / uniform.face
-        met = None if close_up else gain >= MIN_DETAIL_GAIN
+        no_face = not math.isfinite(uniform.face)
+        met = (None if close_up or no_face
+               else 1 - detail.face / uniform.face >= MIN_DETAIL_GAIN)
         verdicts[target] = met
         table.append([
             target, half(target), f"{uniform.grid} ({uniform.cells})",
             f"{detail.grid} ({detail.cells})",
             f"{uniform.face:.4f} -> {detail.face:.4f} ({change(detail.face, uniform.face)})",
             change(detail.far_face, uniform.far_face),
+            f"{same.grid}: {same.face:.4f} ({change(detail.face, same.face)})",
+            change(detail.far_face, same.far_face),
             f"{uniform.overall:.4f} -> {detail.overall:.4f} "
             f"({change(detail.overall, uniform.overall)})",
             change(detail.far_overall, uniform.far_overall),
-            "close-up" if met is None else ("met" if met else "missed"),
+            "no face" if no_face else "close-up" if met is None else (
+                "met" if met else "missed"),
             f"{uniform.seconds:.1f} / {uniform.peak_mb:.0f}",
             f"{detail.seconds:.1f} / {detail.peak_mb:.0f}"])
     return table, verdicts
@@ -180,6 +190,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--targets", default=None,
                         help="comma-separated target names (default: all shared targets)")
     parser.add_argument("--photos", type=Path, default=DATA / "library")
+    parser.add_argument("--first", type=int, default=None, metavar="N",
+                        help="use the first N distinct photos of the shared library (as "
+                             "bench_repeats does) instead of --photos")
     parser.add_argument("--timeout", type=float, default=mc.DEFAULT_TIMEOUT)
     parser.add_argument("--out-dir", type=Path, default=ROOT / "mosaic-runs" / "bench-detail")
     parser.add_argument("--results", type=Path, default=None,
@@ -193,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets = ([t.strip() for t in args.targets.split(",") if t.strip()] if args.targets
                else sorted(p.stem for p in (DATA / "targets").glob("*.jpg")))
     out_dir = args.out_dir.resolve()
+    if args.first is not None:
+        shutil.rmtree(out_dir / "photos", ignore_errors=True)
+        args.photos = distinct_photos(out_dir / "photos", args.first)
     print(f"Machine: {machine()}\nlong-lived Prefect server: "
           f"{'yes' if prefect_server.is_running() else 'no'}; photos: {args.photos}; "
           "options beyond the default command: --no-compare, and --detail faces",
@@ -209,8 +225,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         uniform, pixel = build(target, "uniform", args.photos.resolve(), folder, args.timeout,
                                None)
         detail, _ = build(target, "detail", args.photos.resolve(), folder, args.timeout, pixel)
-        results += [uniform, detail]
-        print(f"  {target}: {uniform}\n  {target}: {detail}", flush=True)
+        same, _ = build(target, "same", args.photos.resolve(), folder, args.timeout, pixel,
+                        ("--tiles", str(max(1, detail.cells))))
+        results += [uniform, detail, same]
+        for measured in (uniform, detail, same):
+            print(f"  {target}: {measured}", flush=True)
         (out_dir / "results.json").write_text(
             json.dumps([vars(m) for m in results], indent=1), encoding="utf-8")
     table, verdicts = rows_of(results)
@@ -218,7 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "posters at one density, 16 px a uniform tile; face = pixels in the whole "
                 "heads of the faces counted by hand; far = 4 px a uniform tile)",
                 ["target", "half", "uniform grid (cells)", "detail grid (cells)",
-                 "face error", "far face", "overall", "far overall",
+                 "face error", "far face", "uniform, as many cells: face (detail vs it)",
+                 "far face vs it", "overall", "far overall",
                  f"goal (face -{MIN_DETAIL_GAIN:.0%})", "uniform s / MB", "detail s / MB"],
                 table)
     for name in ("A", "B"):

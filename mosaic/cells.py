@@ -30,11 +30,6 @@ DETAIL_MODES = ("none", "faces")
 QUARTERS = ("tl", "tr", "bl", "br")
 """The quarters of a split tile, in cell order (as ``placement.csv`` names them)."""
 
-QUARTER_AREA = 0.25
-"""A quarter's share of a tile: its weight in the assignment is scaled by it, so that a
-pixel of a face counts the same whether its tile was split or not."""
-
-
 def unit_edge(unit: int, tile: int) -> int:
     """Pixel position of the edge before half-tile ``unit`` for tiles ``tile`` pixels wide.
 
@@ -87,11 +82,6 @@ class CellGrid:
     def tile_of_cell(self) -> np.ndarray:
         """The tile each cell lies in."""
         return self.table[:, 0]
-
-    @property
-    def area(self) -> np.ndarray:
-        """Each cell's share of a tile: 1, or :data:`QUARTER_AREA` for a quarter."""
-        return np.where(self.table[:, 1] >= 0, QUARTER_AREA, 1.0)
 
     def row_cells(self, row: int) -> range:
         """The cells of tile row ``row`` (they are consecutive)."""
@@ -235,5 +225,5 @@ def check_split_fits(layout: _Planned, budget: int, grid_text: str) -> None:
                           f"only {budget}; ask for a smaller grid or leave `grid` out")
 
 
-__all__ = ["DETAIL_MODES", "QUARTERS", "QUARTER_AREA", "CellGrid", "cells_of",
+__all__ = ["DETAIL_MODES", "QUARTERS", "CellGrid", "cells_of",
            "check_split_fits", "plan_detail", "unit_edge"]

@@ -44,7 +44,6 @@ def test_cells_take_quarters_from_the_half_tile_grid():
     units = np.arange(16) + 100  # the 4 x 4 grid of half tiles, row-major
     # Tile 3 is the bottom-right tile: its quarters are units 10, 11, 14, 15.
     assert cells_of(tiles, units, grid).tolist() == [10, 11, 12, 110, 111, 114, 115]
-    assert grid.area.tolist() == [1, 1, 1, 0.25, 0.25, 0.25, 0.25]
 
 
 def test_split_tiles_must_be_distinct_and_inside_the_grid():
@@ -147,3 +146,36 @@ def test_a_detail_build_splits_face_tiles_places_exactly_and_redraws(prefect_api
         assert np.array_equal(np.asarray(image.convert("RGB")), first)
     report = (workdir / "report.md").read_text()
     assert f"{detail['split_tiles']} face tiles drawn as 2x2 quarter tiles" in report
+
+
+def test_detail_modes_are_the_options_choices():
+    from typing import get_args
+
+    from mosaic.cells import DETAIL_MODES
+    from mosaic.options import BuildOptions
+
+    assert get_args(BuildOptions.model_fields["detail"].annotation) == DETAIL_MODES
+
+
+def test_a_face_is_split_and_its_quarters_weighed_on_the_half_tile_grid():
+    from mosaic.importance import FACE, Detection
+    from mosaic.options import LayoutRequest, WeightRequest
+    from mosaic.pipeline.target import plan_grid
+    from mosaic.pipeline.weights import cell_classes, cell_weights
+
+    face = np.zeros((400, 400), dtype=bool)
+    face[150:230, 170:230] = True
+    found = Detection(face, face, [(170, 150, 230, 230)])
+    layout = plan_grid(LayoutRequest(detail="faces"), (400, 400), 100, found)
+    assert layout.split and layout.cells <= 100
+    grid = layout.cell_grid
+    request = WeightRequest("faces", 2.5, 1.0, 0.5)
+    weights, classes = cell_weights(found, layout, "faces", request), cell_classes(found, layout)
+    quarter = grid.table[:, 1] >= 0
+    assert (classes[quarter] == FACE).all()
+    # A quarter on the face keeps the whole face weight; one beside the head gets less.
+    assert weights[quarter].max() == pytest.approx(2.5)
+    assert weights[quarter].min() < 2.5
+    whole_weights = cell_weights(found, plan_grid(LayoutRequest(), (400, 400), 100, found),
+                                 "faces", request)
+    assert weights[~quarter].max() <= whole_weights.max()

@@ -197,8 +197,7 @@ def report(options: BuildOptions, target_file: FileRef, library: LibraryResult,
               "Cost per tile (dark = good match, yellow = poor)": "tile-costs.png"}
     picture = None
     if not weights.uniform:
-        # A quarter's weight is scaled by its area; the map shows the weight of a pixel.
-        weight = np.load(weights.weights.path, allow_pickle=False) / layout.cell_grid.area
+        weight = np.load(weights.weights.path, allow_pickle=False)
         picture = weight_map_image(open_rgb(target_file.path),
                                    on_picture_grid(weight, layout)[0], layout.crop,
                                    grid_rows, grid_cols)
