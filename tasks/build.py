@@ -111,9 +111,9 @@ def weigh(found: PeopleResult | None, prepared: TargetResult, request: WeightReq
 def plan_assignment(options: BuildOptions, loaded: LibraryResult, prepared: TargetResult
                     ) -> AssignPlan:
     """Which method runs and why; see :func:`mosaic.pipeline.assign.plan`."""
-    return assign.plan_cells(prepared.layout, options.method, loaded.photos, options.crops,
-                             options.feature_size, options.scale, max_uses=options.max_uses,
-                             min_distance=options.min_repeat_distance)
+    return assign.plan(options.method, prepared.layout.cells, loaded.photos, options.crops,
+                       options.feature_size, options.scale, max_uses=options.max_uses,
+                       min_distance=options.min_repeat_distance)
 
 
 @task(name="score-blocks", **cached("request"))

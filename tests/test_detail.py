@@ -87,7 +87,6 @@ def test_the_placement_list_keeps_quarters_and_refuses_a_missing_one(tmp_path):
 
 @pytest.mark.parametrize(("extra", "named"), [
     ({"weights": "none"}, "weights"),
-    ({"method": "regional"}, "regional"),
     ({"max_uses": 3, "min_repeat_distance": 4}, "min_repeat_distance"),
 ])
 def test_what_detail_cannot_combine_with_is_refused_naming_it(extra, named):
@@ -146,6 +145,17 @@ def test_a_detail_build_splits_face_tiles_places_exactly_and_redraws(prefect_api
         assert np.array_equal(np.asarray(image.convert("RGB")), first)
     report = (workdir / "report.md").read_text()
     assert f"{detail['split_tiles']} face tiles drawn as 2x2 quarter tiles" in report
+    # Regional places the same cells (its regions are of tiles, quarters in their tile's).
+    regional = _subprocess_build(*_args(photo_dir, portrait, tmp_path / "regional.png",
+                                        "--detail", "faces", "--tile-px", "17", "--method",
+                                        "regional", "--regions", "2", "--no-compare",
+                                        "--workdir", str(workdir), "--metrics",
+                                        str(tmp_path / "r.json")))
+    assert regional.returncode == 0, regional.stderr
+    again_metrics = json.loads((tmp_path / "r.json").read_text())
+    assert again_metrics["method"] == "regional" and again_metrics["detail"] == detail
+    assert again_metrics["photos_used"] == detail["cells"]
+    assert metrics["objective"] * (1 - 1e-6) <= again_metrics["objective"]
 
 
 def test_detail_modes_are_the_options_choices():
@@ -179,3 +189,27 @@ def test_a_face_is_split_and_its_quarters_weighed_on_the_half_tile_grid():
     whole_weights = cell_weights(found, plan_grid(LayoutRequest(), (400, 400), 100, found),
                                  "faces", request)
     assert weights[~quarter].max() <= whole_weights.max()
+
+
+def test_regional_places_the_cells_of_a_split_grid_within_its_bound():
+    from mosaic.assign.methods import solve_dense
+    from mosaic.assign.regional import assign_regional
+    from mosaic.blocks import BlockRunner, prepare_features
+    from mosaic.cost import cost_matrix
+    from tests.large_problems import photo_features, tile_features
+
+    grid = CellGrid(8, 10, (23, 24, 33, 34, 45, 46))  # a "face" of six split tiles
+    whole, units = tile_features(8, 10), tile_features(16, 20)
+    cells = cells_of(whole, units, grid)
+    photos = photo_features()[:200, 0]
+    cost, _ = cost_matrix(cells, photos)
+    weights = np.where(grid.table[:, 1] >= 0, 2.5, 1.0)
+    exact = solve_dense("optimal", cost, weights, 1)
+    for regions, slack in ((1, 1e-6), (4, 0.02)):  # one region is one exact solve
+        result = assign_regional(prepare_features(cells, photos), (8, 10), weights,
+                                 regions=regions, runner=BlockRunner(threads=1),
+                                 tile_of=grid.tile_of_cell)
+        placed = result.assignment.photo_of_tile
+        assert len(placed) == grid.count and len(set(placed.tolist())) == grid.count
+        value = float((weights * cost[np.arange(grid.count), placed]).sum())
+        assert exact.objective * (1 - 1e-6) <= value <= exact.objective * (1 + slack)

@@ -104,26 +104,6 @@ def plan(method: str, tiles: int, photos: int, crops: int, feature_size: int,
                       choice.dense_bytes)
 
 
-def plan_cells(layout: Layout, method: str, photos: int, crops: int, feature_size: int,
-               request: ScaleRequest, max_uses: int = 1, min_distance: int = 0) -> AssignPlan:
-    """:func:`plan` for the cells of ``layout`` (its tiles, and the quarters of split ones).
-
-    Raises
-    ------
-    MosaicError
-        As :func:`plan`; and a split layout (``detail`` faces) where only regional fits,
-        which places whole tiles only.
-    """
-    chosen = plan(method, layout.cells, photos, crops, feature_size, request,
-                  max_uses=max_uses, min_distance=min_distance)
-    if layout.split and not chosen.dense:
-        raise MosaicError(f"`detail` faces needs the dense matrix, but {layout.cells:,} cells "
-                          f"x {photos * max_uses:,} photos do not fit `max_memory` "
-                          f"{format_bytes(chosen.max_memory_bytes)}; raise `max_memory` or "
-                          "leave out `detail`")
-    return chosen
-
-
 def _plan_repeats(method: str, tiles: int, photos: int, crops: int, budget: int,
                   max_uses: int, min_distance: int) -> AssignPlan:
     """The plan when photos may repeat: any method over ``photos * max_uses`` copies.
@@ -255,7 +235,8 @@ def _arrange_regional(chosen: AssignPlan, library: LibraryResult, target: Target
           stage(f"solve ({label}, {len(STAGES)} stages)", len(STAGES)) as advance):
         result = assign_regional(scoring, (layout.rows, layout.cols), tile_weight,
                                  chosen.regions, request.budget(), BlockRunner(client),
-                                 log=logger.info, progress=advance)
+                                 log=logger.info, progress=advance,
+                                 tile_of=layout.cell_grid.tile_of_cell if layout.split else None)
     assignment, report = result.assignment, result.report
     if chosen.max_uses > 1:  # copies back to photos
         assignment = replace(assignment,

@@ -48,7 +48,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -206,7 +206,8 @@ def assign_regional(scoring: Scoring, grid_shape: tuple[int, int],
                     coarse_share: int = COARSE_SHARE, coarse_samples: int = COARSE_SAMPLES,
                     max_sweeps: int = MAX_SWEEPS, time_limit: float | None = None,
                     seed: int = 0, log: Callable[[str], None] | None = None,
-                    progress: Callable[[int], None] | None = None) -> RegionalResult:
+                    progress: Callable[[int], None] | None = None,
+                    tile_of: np.ndarray | None = None) -> RegionalResult:
     """Assign photos to a large grid without the dense matrix (see the module docstring).
 
     Parameters
@@ -237,6 +238,9 @@ def assign_regional(scoring: Scoring, grid_shape: tuple[int, int],
         Receives one line per stage and per repair sweep.
     progress : callable, optional
         Called with 1 after each of the :data:`STAGES`.
+    tile_of : ndarray of int, optional
+        With some tiles split into quarters (``--detail faces``), the features are of
+        cells and this gives each cell's tile: a cell belongs to its tile's region.
 
     Returns
     -------
@@ -250,13 +254,15 @@ def assign_regional(scoring: Scoring, grid_shape: tuple[int, int],
     say = log or (lambda _line: None)
     rows, cols = grid_shape
     tiles, photos = features.n_tiles, features.n_photos
-    if rows * cols != tiles:
+    if (rows * cols if tile_of is None else len(tile_of)) != tiles:
         raise ValueError(f"grid {rows} x {cols} does not match {tiles} tiles")
     if photos < tiles:
         raise MosaicError(f"{tiles} tiles need {tiles} distinct photos; only {photos} given")
     w = check_weights(weights, tiles)
     count = regions or default_regions(tiles, photos, max_memory, runner.workers)
     grid = split_grid(rows, cols, count)
+    if tile_of is not None:  # regions of cells: each quarter in its tile's region
+        grid = replace(grid, labels=grid.labels[np.asarray(tile_of, dtype=np.int64)])
     report = RegionalReport(regions=grid.count, region_grid=(grid.region_rows,
                                                              grid.region_cols))
     per_task = max(1, min(BLOCK_BYTES, max_memory // (2 * runner.workers)))
