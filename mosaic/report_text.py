@@ -104,6 +104,8 @@ def summary_rows(metrics: Mapping[str, Any], rows: int, cols: int) -> list[list[
 
 def detail_line(detail: Mapping[str, Any]) -> str:
     """What ``--detail`` did: how many tiles became quarters, and the cells placed."""
+    if not detail["split_tiles"]:
+        return f"{detail['mode']}: no face found, every tile whole"
     return (f"{detail['mode']}: {detail['split_tiles']} face tiles drawn as 2x2 quarter "
             f"tiles; {detail['cells']} cells, one photo each")
 

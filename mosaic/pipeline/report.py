@@ -75,8 +75,8 @@ def build_metrics(options: BuildOptions, library: LibraryResult, people: PeopleR
     uses = np.unique(photo_of_tile, return_counts=True)[1]
     return {
         "rows": layout.rows, "cols": layout.cols, "tiles": layout.tiles,
-        "detail": ({"mode": "faces", "split_tiles": len(layout.split), "cells": layout.cells}
-                   if layout.split else None),
+        "detail": ({"mode": options.detail, "split_tiles": len(layout.split),
+                    "cells": layout.cells} if options.detail != "none" else None),
         "tile_aspect": aspect_text(layout.tile_aspect),
         "tile_px": [layout.tile_px, layout.tile_height],
         "target_crop": list(layout.crop),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 
@@ -19,6 +20,8 @@ from mosaic.options import LayoutRequest
 from mosaic.pipeline import stage_folder
 from mosaic.pipeline.results import PeopleResult, TargetResult
 from mosaic.progress import stage
+
+logger = logging.getLogger("mosaic.target")
 
 
 def _face_framed(layout: Layout, found: Detection | None) -> Layout:
@@ -44,7 +47,11 @@ def plan_grid(request: LayoutRequest, size: tuple[int, int], photos: int,
     is kept and refused when its quarters need more photos than there are.
     """
     layout = _face_framed(request.plan(size, photos), found)
-    if request.detail != "faces" or found is None or not found.faces:
+    if request.detail != "faces":
+        return layout
+    if found is None or not found.faces:
+        logger.warning("detail faces: no face was found in the target, so every tile stays "
+                       "whole")
         return layout
     if min(layout.tile_px, layout.tile_height) < 2:
         raise MosaicError(f"`detail` faces needs tiles of at least 2 pixels to draw quarters;"
