@@ -29,7 +29,6 @@ reported, not held to it), for each half of the targets.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shutil
 import sys
@@ -47,7 +46,7 @@ from benchmarks.bench_quality import half
 from benchmarks.bench_repeats import distinct_photos
 from benchmarks.peers import DATA, ROOT, Box
 from benchmarks.quality_rows import CLOSE_UP_SHARE
-from benchmarks.table import machine, print_table
+from benchmarks.table import fresh_folder, machine, print_table, save_results, saved_results
 from cli import prefect_server
 from mosaic.images import open_rgb
 from mosaic.importance.heads import head_ellipses
@@ -193,6 +192,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--first", type=int, default=None, metavar="N",
                         help="use the first N distinct photos of the shared library (as "
                              "bench_repeats does) instead of --photos")
+    parser.add_argument("--extra", default="",
+                        help="more build options for every build, e.g. '--tiles 2000 "
+                             "--max-uses 5 --min-repeat-distance 6' (the control build's "
+                             "--tiles still follows the detail build's cells)")
     parser.add_argument("--timeout", type=float, default=mc.DEFAULT_TIMEOUT)
     parser.add_argument("--out-dir", type=Path, default=ROOT / "mosaic-runs" / "bench-detail")
     parser.add_argument("--results", type=Path, default=None,
@@ -211,27 +214,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.photos = distinct_photos(out_dir / "photos", args.first)
     print(f"Machine: {machine()}\nlong-lived Prefect server: "
           f"{'yes' if prefect_server.is_running() else 'no'}; photos: {args.photos}; "
-          "options beyond the default command: --no-compare, and --detail faces",
+          f"options beyond the default command: --no-compare {args.extra}, and --detail faces",
           flush=True)
     results: list[Measured] = []
     if args.results is not None:
-        saved = json.loads(args.results.read_text(encoding="utf-8"))
-        results = [Measured(**entry) for entry in saved if entry["target"] in targets]
+        results = [Measured(**entry) for entry in saved_results(args.results, targets)]
         targets = []
     for target in targets:
-        folder = out_dir / target
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
+        folder = fresh_folder(out_dir / target)
+        extra = args.extra.split()
         uniform, pixel = build(target, "uniform", args.photos.resolve(), folder, args.timeout,
-                               None)
-        detail, _ = build(target, "detail", args.photos.resolve(), folder, args.timeout, pixel)
+                               None, extra)
+        detail, _ = build(target, "detail", args.photos.resolve(), folder, args.timeout, pixel,
+                          extra)
         same, _ = build(target, "same", args.photos.resolve(), folder, args.timeout, pixel,
-                        ("--tiles", str(max(1, detail.cells))))
+                        [*extra, "--tiles", str(max(1, detail.cells))])  # the last one counts
         results += [uniform, detail, same]
         for measured in (uniform, detail, same):
             print(f"  {target}: {measured}", flush=True)
-        (out_dir / "results.json").write_text(
-            json.dumps([vars(m) for m in results], indent=1), encoding="utf-8")
+        save_results(out_dir, results)
     table, verdicts = rows_of(results)
     print_table("--detail faces against the uniform grid, same photos (RGB of the rendered "
                 "posters at one density, 16 px a uniform tile; face = pixels in the whole "

@@ -29,9 +29,7 @@ computed once.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,7 +43,7 @@ from benchmarks.bench_faces import REQUIRED
 from benchmarks.bench_quality import HALF_A, half
 from benchmarks.peers import DATA, ROOT, Box
 from benchmarks.quality_rows import CLOSE_UP_SHARE, MAX_OVERALL_COST, MIN_FACE_GAIN
-from benchmarks.table import machine, print_table
+from benchmarks.table import fresh_folder, machine, print_table, save_results, saved_results
 from cli import prefect_server
 from mosaic.images import open_rgb
 from mosaic.report import QUALITY_CELL, shrink_to_cells
@@ -234,19 +232,15 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"command: --face-weight W --no-compare {args.extra}".rstrip(), flush=True)
     results: list[Measured] = []
     if args.results is not None:
-        saved = json.loads(args.results.read_text(encoding="utf-8"))
-        results = [Measured(**entry) for entry in saved if entry["target"] in targets]
+        results = [Measured(**entry) for entry in saved_results(args.results, targets)]
         targets = []
     for target in targets:
-        folder = out_dir / target
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
+        folder = fresh_folder(out_dir / target)
         for weight in weights:
             results.append(build(target, weight, args.photos.resolve(), folder, args.timeout,
                                  args.extra.split()))
             print(f"  {target} W={weight:g}: {results[-1]}", flush=True)
-        (out_dir / "results.json").write_text(
-            json.dumps([vars(m) for m in results], indent=1), encoding="utf-8")
+        save_results(out_dir, results)
     all_gains = gains(results)
     print_table("Face weight, default command (RGB of the rendered poster, 16 px a tile; "
                 "face tiles: whole heads of the faces counted by hand)",

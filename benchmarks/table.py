@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 
 def machine() -> str:
@@ -31,3 +35,22 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[objec
     for row in rows:
         print("| " + " | ".join(str(v) for v in row) + " |")
     print(flush=True)
+
+
+def saved_results(path: Path, targets: Sequence[str]) -> list[dict[str, Any]]:
+    """The entries of a saved ``results.json`` whose target is one of ``targets``."""
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    return [entry for entry in saved if entry["target"] in targets]
+
+
+def save_results(out_dir: Path, results: Sequence[object]) -> None:
+    """Write ``out_dir/results.json`` (dataclass instances, by their fields)."""
+    (out_dir / "results.json").write_text(json.dumps([vars(m) for m in results], indent=1),
+                                          encoding="utf-8")
+
+
+def fresh_folder(folder: Path) -> Path:
+    """``folder``, emptied (a benchmark's own output folder) and created."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder

@@ -124,6 +124,33 @@ class CellGrid:
         return self.table[:, 2] * 2 * self.cols + self.table[:, 3]
 
 
+def check_cell_spacing(grid: CellGrid, photos: int, max_uses: int, min_distance: int) -> None:
+    """Refuse a distance between copies that a window of split tiles cannot meet.
+
+    Every D x D window of tiles needs as many different photos as it holds cells (four
+    for a split tile), as :func:`mosaic.layout.check_repeat_spacing` says for whole tiles.
+
+    Raises
+    ------
+    MosaicError
+        Some window holds more cells than there are photos.
+    """
+    if min_distance <= 1 or max_uses <= 1 or not grid.split:
+        return
+    height, width = min(min_distance, grid.rows), min(min_distance, grid.cols)
+    parts = np.ones((grid.rows, grid.cols), dtype=np.int64)
+    parts.ravel()[list(grid.split)] = 4
+    summed = np.zeros((grid.rows + 1, grid.cols + 1), dtype=np.int64)
+    summed[1:, 1:] = parts.cumsum(axis=0).cumsum(axis=1)
+    windows = (summed[height:, width:] - summed[:-height, width:] - summed[height:, :-width]
+               + summed[:-height, :-width])
+    most = int(windows.max())
+    if most > photos:
+        raise MosaicError(f"`min_repeat_distance` {min_distance} needs {most} different photos "
+                          f"in a {height}x{width} block of tiles with quarters "
+                          f"(`detail` faces), but there are {photos}; lower it or add photos")
+
+
 def cells_of(tile_values: np.ndarray, unit_values: np.ndarray, grid: CellGrid) -> np.ndarray:
     """Each cell's entry: a whole tile's from ``tile_values``, a quarter's from ``unit_values``.
 
@@ -225,5 +252,5 @@ def check_split_fits(layout: _Planned, budget: int, grid_text: str) -> None:
                           f"only {budget}; ask for a smaller grid or leave `grid` out")
 
 
-__all__ = ["DETAIL_MODES", "QUARTERS", "CellGrid", "cells_of",
+__all__ = ["DETAIL_MODES", "QUARTERS", "CellGrid", "cells_of", "check_cell_spacing",
            "check_split_fits", "plan_detail", "unit_edge"]

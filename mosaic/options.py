@@ -310,9 +310,6 @@ def _check_detail(options: BuildOptions) -> None:
     if options.weights == "none":
         raise MosaicError("`detail` faces needs the faces found: it cannot run with "
                           "`weights` none")
-    if options.max_uses > 1 and options.min_repeat_distance > 1:
-        raise MosaicError("`detail` faces cannot keep copies apart yet: leave out "
-                          "`min_repeat_distance` (or `detail`)")
 
 
 def default_crops(photo_files: int) -> int:

@@ -87,7 +87,6 @@ def test_the_placement_list_keeps_quarters_and_refuses_a_missing_one(tmp_path):
 
 @pytest.mark.parametrize(("extra", "named"), [
     ({"weights": "none"}, "weights"),
-    ({"max_uses": 3, "min_repeat_distance": 4}, "min_repeat_distance"),
 ])
 def test_what_detail_cannot_combine_with_is_refused_naming_it(extra, named):
     with pytest.raises(MosaicError, match=named):
@@ -213,3 +212,72 @@ def test_regional_places_the_cells_of_a_split_grid_within_its_bound():
         assert len(placed) == grid.count and len(set(placed.tolist())) == grid.count
         value = float((weights * cost[np.arange(grid.count), placed]).sum())
         assert exact.objective * (1 - 1e-6) <= value <= exact.objective * (1 + slack)
+
+
+def _cell_problem(rows: int, cols: int, split: tuple[int, ...], photos: int, seed: int):
+    grid = CellGrid(rows, cols, split)
+    rng = np.random.default_rng(seed)
+    cost = rng.uniform(0.0, 1.0, (grid.count, photos)).astype(np.float32)
+    weights = rng.uniform(1.0, 3.0, grid.count)
+    return grid, cost, weights
+
+
+def test_copies_on_a_split_grid_keep_their_distance_exactly_when_small():
+    from mosaic.assign.methods import solve_dense
+    from mosaic.assign.spacing import Grid, closest_copies, space_copies
+
+    # On a 2x2 grid, distance 2 puts every cell in one window: all photos differ, which
+    # is the plain exact assignment; quarters of one tile count as 0 apart.
+    cells, cost, weights = _cell_problem(2, 2, (1,), 9, seed=3)
+    grid = Grid(2, 2, cells.tile_of_cell)
+    start = solve_dense("optimal", cost, weights, 2)
+    spaced = space_copies(cost, weights, grid, start, 2, 2, start.objective)
+    assert spaced.status == "optimal"
+    assert len(set(spaced.photo_of_tile.tolist())) == cells.count
+    assert spaced.objective == pytest.approx(solve_dense("optimal", cost, weights, 1).objective)
+    assert closest_copies(spaced.photo_of_tile, grid) is None  # no photo twice
+
+
+def test_copies_on_a_large_split_grid_are_repaired_apart():
+    from mosaic.assign.methods import solve_dense
+    from mosaic.assign.spacing import Grid, closest_copies, space_copies
+
+    cells, cost, weights = _cell_problem(12, 15, (50, 51, 65, 66, 80, 81), 120, seed=5)
+    assert cells.count * 120 > 20_000  # past the HiGHS model: the repair runs
+    grid = Grid(12, 15, cells.tile_of_cell)
+    start = solve_dense("optimal", cost, weights, 3)
+    spaced = space_copies(cost, weights, grid, start, 3, 4, start.objective)
+    assert spaced.status == "feasible"
+    assert closest_copies(spaced.photo_of_tile, grid) >= 4
+    assert np.bincount(spaced.photo_of_tile, minlength=120).max() <= 3
+    assert start.objective * (1 - 1e-9) <= spaced.objective
+
+
+def test_a_distance_a_window_of_quarters_cannot_meet_is_refused():
+    from mosaic.cells import check_cell_spacing
+
+    grid = CellGrid(4, 4, (5, 6, 9, 10))  # a 2x2 window of split tiles holds 16 cells
+    check_cell_spacing(grid, 16, 2, 2)
+    with pytest.raises(MosaicError, match="min_repeat_distance"):
+        check_cell_spacing(grid, 15, 2, 2)
+
+
+def test_a_detail_build_with_repeats_keeps_copies_apart(prefect_api, photo_dir, portrait,
+                                                        tmp_path):
+    result = _subprocess_build(*_args(photo_dir, portrait, tmp_path / "poster.png",
+                                      "--detail", "faces", "--tiles", "200", "--max-uses",
+                                      "3", "--min-repeat-distance", "3", "--tile-px", "8",
+                                      "--no-compare", "--workdir", str(tmp_path / "w"),
+                                      "--metrics", str(tmp_path / "m.json")))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["detail"]["split_tiles"] > 0 and metrics["detail"]["cells"] <= 200
+    assert metrics["most_uses"] <= 3 and metrics["closest_copies"] >= 3
+    tiles = read_placement(tmp_path / "w" / "placement.csv")
+    where: dict[str, list[tuple[int, int]]] = {}
+    for tile in tiles:
+        where.setdefault(tile.photo_sha256, []).append((tile.row, tile.column))
+    for places in where.values():  # checked again from the list: tiles, not cells
+        for i, (row, col) in enumerate(places):
+            for other_row, other_col in places[i + 1:]:
+                assert max(abs(row - other_row), abs(col - other_col)) >= 3

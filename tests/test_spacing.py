@@ -91,11 +91,12 @@ def test_swaps_keep_copies_apart_and_only_lower_the_total(rows, cols, photos, us
     capacity = solve_dense("optimal", cost, weights, uses)
     start, _ = spacing._repair(cost, weights, capacity.photo_of_tile, grid, uses, distance)
     before = total(cost, weights, start)
-    swapped, value = improve_by_swaps(cost, weights, (rows, cols), uses, distance, start)
+    positions = grid.position(np.arange(rows * cols))
+    swapped, value = improve_by_swaps(cost, weights, positions, uses, distance, start)
     assert closest_copies(swapped, grid) >= distance
     assert np.bincount(swapped, minlength=photos).max() <= uses
     assert value == pytest.approx(total(cost, weights, swapped), rel=1e-9)
     assert capacity.objective - 1e-9 <= value < before  # repairs leave room: swaps find it
     # No single swap or spare-photo move is left that lowers the total and keeps the rule.
-    again, same = improve_by_swaps(cost, weights, (rows, cols), uses, distance, swapped)
+    again, same = improve_by_swaps(cost, weights, positions, uses, distance, swapped)
     assert np.array_equal(again, swapped) and same == pytest.approx(value)

@@ -56,16 +56,29 @@ BLOCK_SECONDS = 20.0
 MAX_ROUNDS = 200
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Grid:
-    """The tile grid, tiles numbered row by row."""
+    """The tile grid, tiles numbered row by row.
+
+    With ``tile_of`` the placement is of *cells* (``--detail faces``: some tiles split
+    into quarters, :mod:`mosaic.cells`) and ``tile_of[c]`` is cell c's tile: a cell is
+    where its tile is, so two quarters of one tile are 0 apart.
+    """
 
     rows: int
     cols: int
+    tile_of: np.ndarray | None = None
 
     def position(self, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Row and column of each tile index."""
-        return np.divmod(np.asarray(tiles, dtype=np.int64), self.cols)
+        """Row and column of each tile index (of each cell's tile, with ``tile_of``)."""
+        index = np.asarray(tiles, dtype=np.int64)
+        if self.tile_of is not None:
+            index = self.tile_of[index]
+        return np.divmod(index, self.cols)
+
+    def of_cells(self, per_tile: np.ndarray) -> np.ndarray:
+        """Per-tile values (first axis) taken for every cell (unchanged without cells)."""
+        return per_tile if self.tile_of is None else per_tile[self.tile_of]
 
 
 def closest_copies(photo_of_tile: np.ndarray, grid: Grid, tile_of: np.ndarray | None = None
@@ -102,8 +115,9 @@ def _window_rows(grid: Grid, min_distance: int) -> sparse.csr_matrix:
     tiles = ((tops.reshape(-1, 1) + down.reshape(1, -1)) * grid.cols
              + lefts.reshape(-1, 1) + across.reshape(1, -1))
     windows = np.repeat(np.arange(tiles.shape[0]), tiles.shape[1])
-    return sparse.csr_matrix((np.ones(tiles.size), (windows, tiles.ravel())),
-                             shape=(tiles.shape[0], grid.rows * grid.cols))
+    per_tile = sparse.csr_matrix((np.ones(tiles.size), (windows, tiles.ravel())),
+                                 shape=(tiles.shape[0], grid.rows * grid.cols))
+    return sparse.csr_matrix(grid.of_cells(per_tile.T.tocsr()).T)
 
 
 def solve_spaced_milp(cost: np.ndarray, weights: np.ndarray, grid: Grid, max_uses: int,
@@ -135,7 +149,7 @@ def _near_any(tiles: np.ndarray, grid: Grid, min_distance: int) -> np.ndarray:
     reach = min_distance - 1
     for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
         near[max(0, row - reach):row + reach + 1, max(0, col - reach):col + reach + 1] = True
-    return near.ravel()
+    return grid.of_cells(near.ravel())
 
 
 def _keep_or_free(photo_of_tile: np.ndarray, kept: np.ndarray, weights: np.ndarray,
@@ -239,7 +253,7 @@ def space_copies(cost: np.ndarray, weights: np.ndarray | None, grid: Grid,
     cost : ndarray, shape (T, P)
     weights : ndarray, shape (T,), optional
     grid : Grid
-        ``grid.rows * grid.cols == T``.
+        ``grid.rows * grid.cols == T``, or ``T`` cells with ``grid.tile_of``.
     start : Assignment
         A placement within the uses, usually the capacity optimum.
     max_uses, min_distance : int
@@ -272,8 +286,8 @@ def space_copies(cost: np.ndarray, weights: np.ndarray | None, grid: Grid,
                                              placement, best, bound, log)
         placement, best = _improve_by_blocks(cost, w, grid, max_uses, min_distance,
                                              placement, best)
-        swapped, value = improve_by_swaps(cost, w, (grid.rows, grid.cols), max_uses,
-                                          min_distance, placement)
+        swapped, value = improve_by_swaps(cost, w, grid.position(np.arange(tiles)),
+                                          max_uses, min_distance, placement)
         if value < best:
             placement, best = swapped, value
     return _result(cost, w, placement, start.method, started, "feasible",
@@ -343,8 +357,8 @@ def _improve_by_blocks(cost: np.ndarray, weights: np.ndarray, grid: Grid, max_us
                 block[top:top + side, left:left + side] = True
                 try:  # a block that does not settle quickly is left as it was
                     candidate, _ = _repair(cost, weights, placement, grid, max_uses,
-                                           min_distance, block.ravel(), BLOCK_ROUNDS,
-                                           deadline)
+                                           min_distance, grid.of_cells(block.ravel()),
+                                           BLOCK_ROUNDS, deadline)
                 except MosaicError:
                     continue
                 value = _objective(cost, weights, candidate)
@@ -365,7 +379,7 @@ def _window_counts(placement: np.ndarray, photos: int, grid: Grid, min_distance:
     height, width = _window_shape(grid, min_distance)
     shown = np.zeros((photos, grid.rows + 1, grid.cols + 1))
     rows, cols = grid.position(np.arange(len(placement)))
-    shown[placement, rows + 1, cols + 1] = 1.0
+    np.add.at(shown, (placement, rows + 1, cols + 1), 1.0)  # quarters share their tile
     summed = shown.cumsum(axis=1).cumsum(axis=2)  # prefix sums with a zero border
     return (summed[:, height:, width:] - summed[:, :-height, width:]
             - summed[:, height:, :-width] + summed[:, :-height, :-width])
@@ -384,7 +398,7 @@ def _tile_penalties(prices: np.ndarray, grid: Grid, min_distance: int) -> np.nda
            - summed[:, :grid.rows, width:width + grid.cols]
            - summed[:, height:height + grid.rows, :grid.cols]
            + summed[:, :grid.rows, :grid.cols])
-    return box.reshape(photos, -1).T
+    return grid.of_cells(box.reshape(photos, -1).T)
 
 
 def _lagrangian(cost: np.ndarray, weights: np.ndarray, grid: Grid, max_uses: int,

@@ -35,7 +35,8 @@ def _distances(tile: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return np.append(near, _FAR)
 
 
-def improve_by_swaps(cost: np.ndarray, weights: np.ndarray, grid_shape: tuple[int, int],
+def improve_by_swaps(cost: np.ndarray, weights: np.ndarray,
+                     positions: tuple[np.ndarray, np.ndarray],
                      max_uses: int, min_distance: int, placement: np.ndarray,
                      seconds: float = SWAP_SECONDS) -> tuple[np.ndarray, float]:
     """``placement`` improved by swaps and spare-photo moves that keep copies apart.
@@ -44,8 +45,8 @@ def improve_by_swaps(cost: np.ndarray, weights: np.ndarray, grid_shape: tuple[in
     ----------
     cost : ndarray, shape (T, P)
     weights : ndarray, shape (T,)
-    grid_shape : (int, int)
-        Rows and columns (tiles numbered row by row).
+    positions : (ndarray, ndarray)
+        Row and column of each tile (or of each cell's tile, :meth:`Grid.position`).
     max_uses, min_distance : int
     placement : ndarray of int, shape (T,)
         A placement that keeps the rule (not changed).
@@ -60,7 +61,7 @@ def improve_by_swaps(cost: np.ndarray, weights: np.ndarray, grid_shape: tuple[in
     """
     deadline = time.perf_counter() + seconds
     tiles, photos = cost.shape
-    rows, cols = np.divmod(np.arange(tiles, dtype=np.int64), grid_shape[1])
+    rows, cols = (np.asarray(axis, dtype=np.int64) for axis in positions)
     weighted = np.asarray(cost, np.float64) * weights[:, None]
     current = np.array(placement, dtype=np.int64)
     copies = _copies(current, photos, max_uses)

@@ -203,8 +203,9 @@ def _arrange_dense(method: str, scored: ScoreResult, weights: FileRef | None, wo
         result = solve_dense(method, matrix, tile_weight, chosen.max_uses)
         if chosen.min_distance > 1:
             # The capacity optimum bounds the spaced one; a greedy start has no bound.
-            result = space_copies(matrix, tile_weight, Grid(layout.rows, layout.cols), result,
-                                  chosen.max_uses, chosen.min_distance,
+            cells = layout.cell_grid.tile_of_cell if layout.split else None
+            result = space_copies(matrix, tile_weight, Grid(layout.rows, layout.cols, cells),
+                                  result, chosen.max_uses, chosen.min_distance,
                                   result.objective if method == "optimal" else None,
                                   log=logger.info)
         advance(1)

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
-from mosaic.cells import cells_of, check_split_fits, plan_detail
+from mosaic.cells import cells_of, check_cell_spacing, check_split_fits, plan_detail
 from mosaic.errors import MosaicError
 from mosaic.features import tile_thumbnails
 from mosaic.files import FileRef, save_npy_atomic
@@ -61,10 +61,12 @@ def plan_grid(request: LayoutRequest, size: tuple[int, int], photos: int,
     if request.grid is not None:
         layout = replace(layout, split=face_tiles(layout, found))
         check_split_fits(layout, budget, request.grid)
-        return layout
-    return plan_detail(budget,
-                       lambda tiles: _face_framed(request.plan(size, photos, tiles), found),
-                       lambda planned: face_tiles(planned, found))
+    else:
+        layout = plan_detail(budget,
+                             lambda tiles: _face_framed(request.plan(size, photos, tiles), found),
+                             lambda planned: face_tiles(planned, found))
+    check_cell_spacing(layout.cell_grid, photos, request.max_uses, request.min_repeat_distance)
+    return layout
 
 
 def cell_thumbnails(image: Image.Image, layout: Layout, feature_size: int) -> np.ndarray:
