@@ -30,6 +30,7 @@ DETAIL_MODES = ("none", "faces")
 QUARTERS = ("tl", "tr", "bl", "br")
 """The quarters of a split tile, in cell order (as ``placement.csv`` names them)."""
 
+
 def unit_edge(unit: int, tile: int) -> int:
     """Pixel position of the edge before half-tile ``unit`` for tiles ``tile`` pixels wide.
 
