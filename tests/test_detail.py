@@ -281,3 +281,17 @@ def test_a_detail_build_with_repeats_keeps_copies_apart(prefect_api, photo_dir, 
         for i, (row, col) in enumerate(places):
             for other_row, other_col in places[i + 1:]:
                 assert max(abs(row - other_row), abs(col - other_col)) >= 3
+
+
+def test_an_explicit_grid_is_kept_and_refused_when_its_quarters_need_more_photos():
+    from mosaic.importance import Detection
+    from mosaic.options import LayoutRequest
+    from mosaic.pipeline.target import plan_grid
+
+    face = np.zeros((400, 400), dtype=bool)
+    face[150:230, 170:230] = True
+    found = Detection(face, face, [(170, 150, 230, 230)])
+    layout = plan_grid(LayoutRequest(grid="8x8", detail="faces"), (400, 400), 200, found)
+    assert (layout.rows, layout.cols) == (8, 8) and layout.split
+    with pytest.raises(MosaicError, match="grid"):
+        plan_grid(LayoutRequest(grid="8x8", detail="faces"), (400, 400), 64, found)
