@@ -61,17 +61,22 @@ class CellGrid:
         return self.rows * self.cols + 3 * len(self.split)
 
     @cached_property
+    def parts(self) -> np.ndarray:
+        """int64 (rows, cols): cells of each tile, 1 or 4 for a split one."""
+        parts = np.ones((self.rows, self.cols), dtype=np.int64)
+        parts.ravel()[list(self.split)] = 4
+        return parts
+
+    @cached_property
     def table(self) -> np.ndarray:
         """int64 (count, 5): each cell's tile, quarter (-1: whole), top and left unit, span.
 
         The span is 2 units for a whole tile and 1 for a quarter.
         """
-        is_split = np.zeros(self.rows * self.cols, dtype=bool)
-        is_split[list(self.split)] = True
-        parts = np.where(is_split, 4, 1)
+        parts = self.parts.ravel()
         tile = np.repeat(np.arange(self.rows * self.cols), parts)
         first = np.repeat(np.cumsum(parts) - parts, parts)
-        quarter = np.where(is_split[tile], np.arange(len(tile)) - first, -1)
+        quarter = np.where(parts[tile] == 4, np.arange(len(tile)) - first, -1)
         row, col = np.divmod(tile, self.cols)
         inside = np.maximum(quarter, 0)
         top = 2 * row + np.where(quarter >= 0, inside // 2, 0)
@@ -91,10 +96,7 @@ class CellGrid:
 
     @cached_property
     def _row_starts(self) -> np.ndarray:
-        per_tile = np.ones(self.rows * self.cols, dtype=np.int64)
-        per_tile[list(self.split)] = 4
-        per_row = per_tile.reshape(self.rows, self.cols).sum(axis=1)
-        return np.concatenate([[0], np.cumsum(per_row)])
+        return np.concatenate([[0], np.cumsum(self.parts.sum(axis=1))])
 
     def box_in_row(self, cell: int, size: tuple[int, int]) -> tuple[int, int, int, int]:
         """Pixel box (left, top, right, bottom) of ``cell`` inside its row of tiles.
@@ -139,10 +141,8 @@ def check_cell_spacing(grid: CellGrid, photos: int, max_uses: int, min_distance:
     if min_distance <= 1 or max_uses <= 1 or not grid.split:
         return
     height, width = min(min_distance, grid.rows), min(min_distance, grid.cols)
-    parts = np.ones((grid.rows, grid.cols), dtype=np.int64)
-    parts.ravel()[list(grid.split)] = 4
     summed = np.zeros((grid.rows + 1, grid.cols + 1), dtype=np.int64)
-    summed[1:, 1:] = parts.cumsum(axis=0).cumsum(axis=1)
+    summed[1:, 1:] = grid.parts.cumsum(axis=0).cumsum(axis=1)
     windows = (summed[height:, width:] - summed[:-height, width:] - summed[height:, :-width]
                + summed[:-height, :-width])
     most = int(windows.max())
