@@ -185,14 +185,39 @@ def spawn(command: list[str], **popen: object) -> subprocess.Popen[bytes]:
 
 
 def group_alive(group: int) -> bool:
-    """Whether any process of process group ``group`` is still running."""
+    """Whether any process of process group ``group`` is still running.
+
+    A zombie is not running: it has exited and only waits for its parent to collect it.
+    The group's orphans (Chromium's, once chromedriver is gone) are collected by the
+    machine's init, which some inits (a container's, a micro-VM's) do only every second
+    or so, or never; counting them made :func:`stop_group` wait that long for nothing.
+    """
     try:
         os.killpg(group, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return _running_member(group)
+
+
+def _running_member(group: int) -> bool:
+    """Whether ``/proc`` lists a process of ``group`` that is not a zombie (True without it)."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True  # no /proc: the group exists, so assume it runs
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                state, _, its_group = handle.read().rsplit(b")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue  # it ended meanwhile
+        if int(its_group) == group and state not in (b"Z", b"X"):
+            return True
+    return False
 
 
 def stop_group(group: int, timeout: float = 5.0) -> None:

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.fixtures import prefect_db
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
 SAMPLE_PHOTOS = sorted((SAMPLES / "photos").glob("*.jpg"))
@@ -27,7 +29,11 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 @pytest.fixture
 def photo_dir(tmp_path: Path) -> Path:
     """A folder with 120 real sample photos (every 7th of the bundled set)."""
-    folder = tmp_path / "photos"
+    return copy_sample_photos(tmp_path / "photos")
+
+
+def copy_sample_photos(folder: Path) -> Path:
+    """Make ``folder`` with the photos of :func:`photo_dir` (for fixtures of wider scope)."""
     folder.mkdir()
     for path in SAMPLE_PHOTOS[::7][:120]:
         shutil.copy(path, folder / path.name)
@@ -95,9 +101,14 @@ def in_mount_namespace(mount: str, command: list[str], env: dict[str, str], time
 
 
 @pytest.fixture(scope="session")
-def prefect_api() -> Iterator[None]:
-    """A real Prefect API (a temporary server on loopback) for the whole session."""
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A real Prefect API (a temporary server on loopback) for the whole session.
+
+    Its database, migrated and still empty, is copied at once: see
+    :func:`tests.fixtures.prefect_db.seed_prefect_home`.
+    """
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):
+        prefect_db.copy_migrated_database(tmp_path_factory.mktemp("prefect-db"))
         yield

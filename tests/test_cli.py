@@ -26,11 +26,43 @@ def _build(runner: CliRunner, *args: str):
 
 def _subprocess_build(*args: str) -> subprocess.CompletedProcess:
     """Run `mosaic build` as a real process against the test session's Prefect API."""
+    return _finished(_start_subprocess_build(*args))
+
+
+def _start_subprocess_build(*args: str) -> subprocess.Popen:
+    """Start `mosaic build` as :func:`_subprocess_build` runs it; see :func:`_finished`.
+
+    Builds that share no file they write can run at once: a second core builds one while
+    the first builds another, and they are the same real processes.
+    """
     from prefect.settings import PREFECT_API_URL
 
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
-    return subprocess.run([sys.executable, "-m", "cli", "build", *args, "--quiet"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.Popen([sys.executable, "-m", "cli", "build", *args, "--quiet"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _finished(process: subprocess.Popen, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The outcome of a started build, as ``subprocess.run`` gives it (killed on timeout)."""
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except BaseException:
+        process.kill()
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def _all_finished(*processes: subprocess.Popen) -> list[subprocess.CompletedProcess]:
+    """The outcomes of builds started together; if waiting fails, none is left running."""
+    try:
+        return [_finished(process) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
 
 
 def _assert_one_line_error(result, *fragments: str) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,21 @@ from mosaic.errors import MosaicError
 from mosaic.layout import Layout, plan_layout
 from mosaic.options import build_options
 from mosaic.placement import PlacedTile, read_placement, split_of, write_placement
-from tests.test_cli import _args, _assert_one_line_error, _subprocess_build
+from tests.conftest import PORTRAIT, copy_sample_photos
+from tests.test_cli import (
+    _all_finished,
+    _args,
+    _assert_one_line_error,
+    _start_subprocess_build,
+    _subprocess_build,
+)
+
+BUILDS = {
+    "split": ("--tile-px", "17"),
+    "repeats": ("--tiles", "200", "--max-uses", "3", "--min-repeat-distance", "3",
+                "--tile-px", "8"),
+}
+"""The module's two ``--detail faces`` builds: the options each adds."""
 
 
 @pytest.mark.parametrize("size", [(16, 16), (17, 13), (3, 2), (100, 125)])
@@ -100,6 +116,32 @@ def test_an_unknown_detail_is_refused(prefect_api, photo_dir, portrait, tmp_path
     assert not (tmp_path / "w").exists()
 
 
+@dataclass(frozen=True)
+class DetailBuild:
+    """A finished build of :data:`BUILDS`: its folder (``poster.png``, ``m.json``, ``w/``)."""
+
+    folder: Path
+    result: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="module")
+def detail_builds(prefect_api, tmp_path_factory) -> dict[str, DetailBuild]:
+    """Both builds of :data:`BUILDS`, run at once as real processes.
+
+    They share only the photos (read), each with its own run folder and outputs, so the
+    second core builds one while the first builds the other.
+    """
+    root = tmp_path_factory.mktemp("detail")
+    photos = copy_sample_photos(root / "photos")
+    folders = {name: root / name for name in BUILDS}
+    results = _all_finished(*(_start_subprocess_build(*_args(
+        photos, PORTRAIT, folder / "poster.png", "--detail", "faces", *BUILDS[name],
+        "--no-compare", "--workdir", str(folder / "w"), "--metrics", str(folder / "m.json")))
+        for name, folder in folders.items()))
+    return {name: DetailBuild(folder, result)
+            for (name, folder), result in zip(folders.items(), results, strict=True)}
+
+
 def _exact_objective(workdir: Path, weights: np.ndarray) -> float:
     matrix = np.load(next((workdir / "score").glob("*/cost.npy")))
     weighted = matrix * weights[:, None]
@@ -107,15 +149,11 @@ def _exact_objective(workdir: Path, weights: np.ndarray) -> float:
     return float(weighted[rows, cols].sum())
 
 
-def test_a_detail_build_splits_face_tiles_places_exactly_and_redraws(prefect_api, photo_dir,
-                                                                   portrait, tmp_path):
-    out, workdir = tmp_path / "poster.png", tmp_path / "w"
-    result = _subprocess_build(*_args(photo_dir, portrait, out, "--detail", "faces",
-                                      "--tile-px", "17", "--no-compare", "--workdir",
-                                      str(workdir),
-                                      "--metrics", str(tmp_path / "m.json")))
-    assert result.returncode == 0, result.stderr
-    metrics = json.loads((tmp_path / "m.json").read_text())
+def test_a_detail_build_splits_face_tiles_places_exactly_and_redraws(detail_builds, tmp_path):
+    build = detail_builds["split"]
+    out, workdir = build.folder / "poster.png", build.folder / "w"
+    assert build.result.returncode == 0, build.result.stderr
+    metrics = json.loads((build.folder / "m.json").read_text())
     rows, cols, detail = metrics["rows"], metrics["cols"], metrics["detail"]
     assert detail["split_tiles"] > 0
     assert detail["cells"] == rows * cols + 3 * detail["split_tiles"] <= metrics[
@@ -252,18 +290,13 @@ def test_a_distance_a_window_of_quarters_cannot_meet_is_refused():
         check_cell_spacing(grid, 15, 2, 2)
 
 
-def test_a_detail_build_with_repeats_keeps_copies_apart(prefect_api, photo_dir, portrait,
-                                                        tmp_path):
-    result = _subprocess_build(*_args(photo_dir, portrait, tmp_path / "poster.png",
-                                      "--detail", "faces", "--tiles", "200", "--max-uses",
-                                      "3", "--min-repeat-distance", "3", "--tile-px", "8",
-                                      "--no-compare", "--workdir", str(tmp_path / "w"),
-                                      "--metrics", str(tmp_path / "m.json")))
-    assert result.returncode == 0, result.stderr
-    metrics = json.loads((tmp_path / "m.json").read_text())
+def test_a_detail_build_with_repeats_keeps_copies_apart(detail_builds):
+    build = detail_builds["repeats"]
+    assert build.result.returncode == 0, build.result.stderr
+    metrics = json.loads((build.folder / "m.json").read_text())
     assert metrics["detail"]["split_tiles"] > 0 and metrics["detail"]["cells"] <= 200
     assert metrics["most_uses"] <= 3 and metrics["closest_copies"] >= 3
-    tiles = read_placement(tmp_path / "w" / "placement.csv")
+    tiles = read_placement(build.folder / "w" / "placement.csv")
     where: dict[str, list[tuple[int, int]]] = {}
     for tile in tiles:
         where.setdefault(tile.photo_sha256, []).append((tile.row, tile.column))

@@ -17,7 +17,12 @@ from mosaic.layout import plan_layout
 from mosaic.options import ScaleRequest
 from mosaic.pipeline.assign import plan
 from tests.conftest import SAMPLE_PHOTOS
-from tests.test_cli import _args, _assert_one_line_error, _subprocess_build
+from tests.test_cli import (
+    _all_finished,
+    _args,
+    _assert_one_line_error,
+    _start_subprocess_build,
+)
 
 
 def capacity_optimum(cost: np.ndarray, weights: np.ndarray, max_uses: int) -> float:
@@ -130,30 +135,34 @@ def test_a_build_with_few_photos_fills_a_bigger_grid_copies_apart(prefect_api, p
                                                                    few_photos, tmp_path):
     photos = few_photos
     workdir = tmp_path / "run"
-    result = _subprocess_build(*_args(photos, portrait, tmp_path / "poster.jpg"),
-                               "--workdir", str(workdir), "--grid", "8x6", "--max-uses",
-                               "3", "--min-repeat-distance", "3", "--tile-px", "12",
-                               "--crops", "1")
+    # The build and the refused one share only the photos (read): both run at once.
+    result, too_many = _all_finished(
+        _start_subprocess_build(*_args(photos, portrait, tmp_path / "poster.jpg"),
+                                "--workdir", str(workdir), "--grid", "8x6", "--max-uses",
+                                "3", "--min-repeat-distance", "3", "--tile-px", "12",
+                                "--crops", "1"),
+        _start_subprocess_build(*_args(photos, portrait, tmp_path / "p2.jpg"), "--grid",
+                                "8x6", "--workdir", str(tmp_path / "run2")))
     assert result.returncode == 0, result.stderr
     metrics = _check_uses(workdir, 3)
     assert metrics["min_repeat_distance"] == 3 and metrics["closest_copies"] >= 3
-    too_many = _subprocess_build(*_args(photos, portrait, tmp_path / "p2.jpg"), "--grid",
-                                 "8x6", "--workdir", str(tmp_path / "run2"))
     _assert_one_line_error(too_many, "needs 48 distinct photos", "--max-uses")
 
 
 def test_a_regional_build_repeats_photos_too(prefect_api, portrait, few_photos, tmp_path):
     photos = few_photos
     workdir = tmp_path / "run"
-    result = _subprocess_build(*_args(photos, portrait, tmp_path / "poster.jpg"),
-                               "--workdir", str(workdir), "--grid", "8x6", "--max-uses",
-                               "3", "--method", "regional", "--regions", "2", "--tile-px",
-                               "12", "--crops", "2")
+    # The build and the refused one share only the photos (read): both run at once.
+    result, spaced = _all_finished(
+        _start_subprocess_build(*_args(photos, portrait, tmp_path / "poster.jpg"),
+                                "--workdir", str(workdir), "--grid", "8x6", "--max-uses",
+                                "3", "--method", "regional", "--regions", "2", "--tile-px",
+                                "12", "--crops", "2"),
+        _start_subprocess_build(*_args(photos, portrait, tmp_path / "p2.jpg"), "--grid",
+                                "8x6", "--max-uses", "3", "--min-repeat-distance", "3",
+                                "--method", "regional", "--workdir", str(tmp_path / "run2")))
     assert result.returncode == 0, result.stderr
     metrics = _check_uses(workdir, 3)
     assert metrics["method"] == "regional"
     assert metrics["gap"] is not None and 0 <= metrics["gap"] < 0.05
-    spaced = _subprocess_build(*_args(photos, portrait, tmp_path / "p2.jpg"), "--grid", "8x6",
-                               "--max-uses", "3", "--min-repeat-distance", "3", "--method",
-                               "regional", "--workdir", str(tmp_path / "run2"))
     _assert_one_line_error(spaced, "--min-repeat-distance 3 needs the dense matrix")

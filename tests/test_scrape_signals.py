@@ -9,10 +9,12 @@ so its private folders (browser profile, cookies) are easy to find and to search
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -26,6 +28,7 @@ import pytest
 from mosaic import processes
 from mosaic.sources import manifest
 from tests.fixtures.fake_instagram import FakeInstagram, make_posts
+from tests.fixtures.prefect_db import seed_prefect_home
 
 ROOT = Path(__file__).resolve().parents[1]
 STOP_SECONDS = 5.0
@@ -115,6 +118,8 @@ def _environment(tmp_path: Path, api_url: str | None) -> dict[str, str]:
                MOSAIC_PREFECT_PORT=str(_free_port()))  # never a `mosaic server` on 4200
     if api_url is not None:
         env["PREFECT_API_URL"] = api_url
+    else:
+        seed_prefect_home(tmp_path / "prefect-home")  # its own server skips the migrations
     return env
 
 
@@ -179,10 +184,11 @@ def _left_running(started: set[Identity], marks: list[str]) -> list[str]:
         time.sleep(0.2)
 
 
-def _site() -> FakeInstagram:
-    # Six posts a page and --delay 1: about 10 s of scrolling; then slow downloads.
+def _site(page_size: int = 6) -> FakeInstagram:
+    # Six posts a page and --delay 1: about 10 s of scrolling; then slow downloads. With
+    # every post on the first page (page_size=60) the listing ends after one page load.
     posts = make_posts(60, carousels=8, videos=3, reels=1, seed=53)
-    return FakeInstagram(posts, image_drip=0.5, page_size=6)
+    return FakeInstagram(posts, image_drip=0.5, page_size=page_size)
 
 
 @pytest.mark.parametrize("phase", ["listing", "fetching"])
@@ -191,7 +197,8 @@ def test_sigint_stops_a_scrape_at_once_and_leaves_nothing(prefect_api, tmp_path,
     from prefect.settings import PREFECT_API_URL
 
     env = _environment(tmp_path, PREFECT_API_URL.value())
-    with _site() as site:
+    # Stopped while fetching, the scrape need not scroll the profile for 10 s first.
+    with _site(page_size=6 if phase == "listing" else 60) as site:
         child = _scrape(site, tmp_path, env)
         try:
             ready = (_listing(tmp_path, child, site) if phase == "listing"
@@ -221,7 +228,8 @@ def test_sigint_stops_a_scrape_at_once_and_leaves_nothing(prefect_api, tmp_path,
         assert len(site.hits) == requests_then  # nothing goes on fetching
 
 
-def test_sigkill_leaves_no_process_and_no_cookie(tmp_path, child_tmp):
+def test_sigkill_leaves_no_process_and_no_cookie(prefect_api, tmp_path, child_tmp):
+    # prefect_api: not for the child (it starts its own server), for the migrated database.
     secret = f"COOKIE-VALUE-{uuid.uuid4()}"
     cookies = tmp_path / "cookies.txt"
     cookies.write_text(f"# Netscape HTTP Cookie File\n"
@@ -249,4 +257,12 @@ def test_sigkill_leaves_no_process_and_no_cookie(tmp_path, child_tmp):
     leaks = [str(path) for path in searched if path.is_file() and not path.is_symlink()
              and path != cookies and secret.encode() in path.read_bytes()]
     assert leaks == []
-    assert list((tmp_path / "prefect-home").rglob("*.db")), "the run's Prefect database"
+    # The child's own server kept the run in the private PREFECT_HOME.
+    assert _flows_run(tmp_path / "prefect-home" / "prefect.db") == ["scrape-instagram"]
+
+
+def _flows_run(database: Path) -> list[str]:
+    """The flow of each flow run a Prefect database holds."""
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        return [name for (name,) in db.execute(
+            "SELECT flow.name FROM flow_run JOIN flow ON flow.id = flow_run.flow_id")]
