@@ -17,11 +17,21 @@
  * time, so that the tile rows and crop rows of a block stay in L1 while all its pairs use
  * them; blocks are visited in groups of 24 photos so that rows are reused from L2.
  *
+ * With a cap, cap(i, j) = (row[i] + col[j]) * scale[i] for the job's tile i and photo j,
+ * a pair only needs its exact cost when that cost is below its cap: a pair whose smallest bound reaches the cap, or whose first
+ * candidate's bound does after some residual segments, is written as that bound (at
+ * least the cap) with crop PD_PRUNED, and no candidate beyond the cap is refined. Passes
+ * that only look for small costs (minima, the cheapest few) skip most residual products.
+ *
  * Python interface (buffer protocol, no NumPy headers needed):
  *   refine(lb, tile_res, tile_tail, tiles, photo_res, photo_tail, photos, seg, scale,
- *          margin, cost, crop, row0, col0, stats, hist, portable) -> None
+ *          margin, cost, crop, row0, col0, stats, hist, portable, cap, photo_major)
  *       writes pair (i, j) at cost[row0 + i, col0 + j] (and crop) of the whole output;
- *       `lb` is photo-major, (photos, K, tiles), so the loops over tiles vectorise.
+ *       `lb` is photo-major, (photos, K, tiles), so the loops over tiles vectorise;
+ *       `cap` is None or (row, col, scale): float32 of the job's tiles, photos, tiles;
+ *       with `photo_major`, cost and crop are (photos, tiles) and pair (i, j) is at
+ *       [col0 + j, row0 + i] (the writes then run along rows: about 10 ns a pair faster
+ *       when most pairs are capped).
  *   simd() -> str
  */
 #define PY_SSIZE_T_CLEAN
@@ -45,8 +55,15 @@
 #define PD_PHOTO_GROUP 24
 #define PD_LANES 8
 #define PD_MAX_CROPS 64 /* open candidates are a 64-bit mask */
+#define PD_PRUNED 255   /* crop of a pair written as a bound at or above its cap */
+/* A capped block whose live pairs are under 1 / PD_SPARSE_SHARE of it scores them one by
+   one (a group of four photos costs as much with one live pair as with four). */
+#define PD_SPARSE_SHARE 3
+/* A capped pair's state in a block (see run_block). */
+enum { PD_DROPPED = 0, PD_LIVE = 1, PD_DROP_FIRST = 2 };
 
-enum { PD_STAT_PAIRS, PD_STAT_STARTED, PD_STAT_COMPLETED, PD_STAT_SEGMENTS, PD_N_STATS };
+enum { PD_STAT_PAIRS, PD_STAT_STARTED, PD_STAT_COMPLETED, PD_STAT_SEGMENTS, PD_STAT_PRUNED,
+       PD_N_STATS };
 
 typedef float (*dot1_fn)(const float *a, const float *b, int64_t n);
 typedef void (*acc4_fn)(const float *t, const float **p, int64_t n, float **acc);
@@ -173,22 +190,27 @@ typedef struct {
     float margin;
     float *cost;             /* pair (i, j) at [(row0 + i) * ld + col0 + j] */
     uint8_t *crop;           /* same layout */
+    const float *cap_row;    /* (nt,), or NULL: no cap */
+    const float *cap_col;    /* (nj,) */
+    const float *cap_scale;  /* (nt,) */
     int64_t row0, col0, ld;
+    int photo_major;         /* cost and crop are (photos, tiles): pair (i, j) at
+                                [(col0 + j) * ld + row0 + i], written in order */
 } Job;
 
 /* Counts, apart from the job: the compiler need not reload its fields after each store. */
 typedef struct {
-    int64_t started, completed, segments;
+    int64_t started, completed, segments, pruned;
     int64_t hist[PD_MAX_CROPS + 1];
 } Counts;
 
 /* Pair (i, j) whose best so far is *best (candidate *best_k): refine the candidates of the
    mask `open` in increasing bound order, each segment by segment until its bound reaches
-   the best cost plus the margin. Returns the candidates refined, the first one included.
+   the smaller of the best cost and the cap, plus the margin. Returns the candidates refined, the first one included.
    Needs S >= 1 (checked by the caller). */
 static inline __attribute__((always_inline)) int64_t
-refine_open(const Job *job, int64_t i, int64_t j, uint64_t open, float *best, int64_t *best_k,
-            Counts *counts, dot1_fn dot1)
+refine_open(const Job *job, int64_t i, int64_t j, uint64_t open, float cap, float *best,
+            int64_t *best_k, Counts *counts, dot1_fn dot1)
 {
     const int64_t K = job->K, S = job->S, R = job->R, seg = job->seg, nt = job->nt;
     const float scale = job->scale, margin = job->margin;
@@ -206,7 +228,7 @@ refine_open(const Job *job, int64_t i, int64_t j, uint64_t open, float *best, in
             k = lb[c * nt] < lb[k * nt] ? c : k;
         }
         open &= ~((uint64_t)1 << k);
-        const float bound = lb[k * nt], limit = low + margin;
+        const float bound = lb[k * nt], limit = (low < cap ? low : cap) + margin;
         if (!(bound < limit))
             break; /* in bound order: no later candidate can win either */
         started++;
@@ -237,6 +259,38 @@ refine_open(const Job *job, int64_t i, int64_t j, uint64_t open, float *best, in
     return started;
 }
 
+/* The first candidate of a capped pair on its own (few pairs of a block are left): its
+   residual product segment by segment, into lane 0 of `lane`, until the Cauchy-Schwarz
+   bound on the rest reaches the cap. Returns the pair's state as run_block's loop would
+   (and the best bound of a dropped pair in *low). */
+static inline __attribute__((always_inline)) uint8_t
+first_alone(const Job *job, int64_t i, int64_t j, int64_t k, float cap, float second,
+            float *low, float *lane, dot1_fn dot1)
+{
+    const int64_t R = job->R, S = job->S, seg = job->seg, K = job->K;
+    const float *rt = job->tile_res + job->tiles[i] * R;
+    const float *tt = job->tile_tail + job->tiles[i] * S;
+    const float *rp = job->photo_res + (job->photos[j] * K + k) * R;
+    const float *tp = job->photo_tail + (job->photos[j] * K + k) * S;
+    const float full = tt[0] * tp[0], limit = cap + job->margin;
+    float partial = 0.0f;
+    for (int64_t s = 0; s < S; s++) {
+        if (s > 0) {
+            const float bound = *low + job->scale * (full - partial - tt[s] * tp[s]);
+            if (bound >= limit) {
+                if (!(second >= limit))
+                    return PD_DROP_FIRST;
+                *low = bound < second ? bound : second;
+                return PD_DROPPED;
+            }
+        }
+        const int64_t lo = s * seg, hi = lo + seg < R ? lo + seg : R;
+        partial += dot1(rt + lo, rp + lo, hi - lo);
+    }
+    lane[0] = partial; /* the other lanes are still zero */
+    return PD_LIVE;
+}
+
 /* Sum of the lanes of a pair's accumulator, in a fixed order. */
 static inline float lane_sum(const float *lane)
 {
@@ -246,79 +300,147 @@ static inline float lane_sum(const float *lane)
 
 /* One block of tiles i0..i0+ni x photos j0..j0+nj (arrays photo-major, [j][i], so that the
    loops over tiles vectorise): smallest-bound candidates, their exact costs chunk by chunk
-   of residual dimensions, the candidates still open, then those refined. */
+   of residual dimensions, the candidates still open, then those refined. With a cap, a
+   pair whose smallest bound reaches it is dropped at once; between chunks, a first
+   candidate whose bound reaches it stops (DROP_FIRST: the other candidates may still be
+   below the cap) and the pair is dropped when its second smallest bound reaches it too.
+   A group of four photos is skipped for a tile once none of them is still LIVE. */
 static inline __attribute__((always_inline)) void
 run_block(const Job *job, int64_t i0, int64_t ni, int64_t j0, int64_t nj, Counts *counts,
           dot1_fn dot1, acc4_fn acc4)
 {
-    const int64_t K = job->K, R = job->R, S = job->S, nt = job->nt;
+    const int64_t K = job->K, R = job->R, S = job->S, nt = job->nt, seg = job->seg;
     const float scale = job->scale, margin = job->margin;
     float low[PD_PHOTO_BLOCK][PD_TILE_BLOCK], norm_t[PD_TILE_BLOCK];
+    float cap[PD_PHOTO_BLOCK][PD_TILE_BLOCK], second[PD_PHOTO_BLOCK][PD_TILE_BLOCK];
     int32_t first[PD_PHOTO_BLOCK][PD_TILE_BLOCK];
-    uint64_t open[PD_PHOTO_BLOCK][PD_TILE_BLOCK];
+    uint8_t alive[PD_PHOTO_BLOCK][PD_TILE_BLOCK];
     float acc[PD_PHOTO_BLOCK][PD_TILE_BLOCK][PD_LANES];
     const float *rows[PD_PHOTO_BLOCK][PD_TILE_BLOCK];
     memset(acc, 0, sizeof acc);
     for (int64_t i = 0; i < ni; i++)
         norm_t[i] = job->tile_tail[job->tiles[i0 + i] * S];
+    int64_t live = 0;
     for (int64_t j = 0; j < PD_PHOTO_BLOCK; j++) {
         /* Short blocks repeat their last photo: the padding pairs are never kept. */
         const int64_t jj = j0 + (j < nj ? j : nj - 1);
         const float *lb = job->lb + jj * K * nt + i0;
         for (int64_t i = 0; i < ni; i++) {
             low[j][i] = lb[i];
+            second[j][i] = __builtin_inff();
             first[j][i] = 0;
         }
         for (int64_t k = 1; k < K; k++)
             for (int64_t i = 0; i < ni; i++) {
-                const float v = lb[k * nt + i];
-                first[j][i] = v < low[j][i] ? (int32_t)k : first[j][i];
-                low[j][i] = v < low[j][i] ? v : low[j][i];
+                const float v = lb[k * nt + i], was = low[j][i];
+                first[j][i] = v < was ? (int32_t)k : first[j][i];
+                low[j][i] = v < was ? v : was;
+                second[j][i] = v < was ? was : (v < second[j][i] ? v : second[j][i]);
             }
         const float *base = job->photo_res + job->photos[jj] * K * R;
-        for (int64_t i = 0; i < ni; i++)
+        for (int64_t i = 0; i < ni; i++) {
             rows[j][i] = base + first[j][i] * R;
+            float c = __builtin_inff();
+            if (job->cap_row) {
+                c = (job->cap_row[i0 + i] + job->cap_col[jj]) * job->cap_scale[i0 + i];
+                c = c == c ? c : __builtin_inff(); /* NaN: no cap */
+            }
+            cap[j][i] = c;
+            alive[j][i] = j < nj && low[j][i] < cap[j][i] + margin ? PD_LIVE : PD_DROPPED;
+            live += alive[j][i] == PD_LIVE;
+        }
     }
-    for (int64_t d0 = 0; d0 < R; d0 += PD_DIM_BLOCK) {
+    if (job->cap_row && live * PD_SPARSE_SHARE < ni * nj) {
+        live = 0; /* few pairs left: each alone, segment by segment, stopping at the cap */
+        for (int64_t j = 0; j < nj; j++)
+            for (int64_t i = 0; i < ni; i++)
+                if (alive[j][i] == PD_LIVE)
+                    alive[j][i] = first_alone(job, i0 + i, j0 + j, first[j][i], cap[j][i],
+                                              second[j][i], &low[j][i], acc[j][i], dot1);
+    }
+    for (int64_t d0 = 0; d0 < R && live; d0 += PD_DIM_BLOCK) {
         const int64_t n = R - d0 < PD_DIM_BLOCK ? R - d0 : PD_DIM_BLOCK;
         for (int64_t i = 0; i < ni; i++) {
             const float *rt = job->tile_res + job->tiles[i0 + i] * R + d0;
             for (int64_t j = 0; j < PD_PHOTO_BLOCK; j += 4) {
+                if (alive[j][i] != PD_LIVE && alive[j + 1][i] != PD_LIVE
+                    && alive[j + 2][i] != PD_LIVE && alive[j + 3][i] != PD_LIVE)
+                    continue;
                 const float *p[4] = {rows[j][i] + d0, rows[j + 1][i] + d0,
                                      rows[j + 2][i] + d0, rows[j + 3][i] + d0};
                 float *a[4] = {acc[j][i], acc[j + 1][i], acc[j + 2][i], acc[j + 3][i]};
                 acc4(rt, p, n, a);
             }
         }
+        /* At a segment boundary, the Cauchy-Schwarz bound on the rest drops capped pairs. */
+        const int64_t s = (d0 + n) / seg;
+        if (!job->cap_row || (d0 + n) % seg || s >= S)
+            continue;
+        live = 0;
+        for (int64_t j = 0; j < nj; j++) {
+            const float *tail_p = job->photo_tail + job->photos[j0 + j] * K * S;
+            for (int64_t i = 0; i < ni; i++) {
+                if (alive[j][i] != PD_LIVE)
+                    continue;
+                const float *tp = tail_p + first[j][i] * S;
+                const float *tt = job->tile_tail + job->tiles[i0 + i] * S;
+                const float bound = low[j][i] + scale * (tt[0] * tp[0] - lane_sum(acc[j][i])
+                                                         - tt[s] * tp[s]);
+                if (!(bound >= cap[j][i] + margin)) {
+                    live++;
+                } else if (second[j][i] >= cap[j][i] + margin) {
+                    alive[j][i] = PD_DROPPED; /* written as its best bound, below */
+                    low[j][i] = bound < second[j][i] ? bound : second[j][i];
+                } else {
+                    alive[j][i] = PD_DROP_FIRST;
+                }
+            }
+        }
     }
+    int64_t pruned = 0;
     for (int64_t j = 0; j < nj; j++) {
         const float *lb = job->lb + (j0 + j) * K * nt + i0;
-        float norm_p[PD_MAX_CROPS];
-        for (int64_t k = 0; k < K; k++)
-            norm_p[k] = job->photo_tail[(job->photos[j0 + j] * K + k) * S];
+        const int64_t photo = job->photos[j0 + j];
         for (int64_t i = 0; i < ni; i++) {
-            const float exact = low[j][i] + scale * (norm_t[i] * norm_p[first[j][i]]
-                                                     - lane_sum(acc[j][i]));
-            low[j][i] = exact > 0.0f ? exact : 0.0f;
-            open[j][i] = 0;
-        }
-        for (int64_t k = 0; k < K; k++)
-            for (int64_t i = 0; i < ni; i++)
-                open[j][i] |= (uint64_t)(lb[k * nt + i] < low[j][i] + margin) << k;
-        for (int64_t i = 0; i < ni; i++) {
-            const uint64_t rest = open[j][i] & ~((uint64_t)1 << first[j][i]);
+            const int64_t at = job->photo_major
+                                   ? (job->col0 + j0 + j) * job->ld + job->row0 + i0 + i
+                                   : (job->row0 + i0 + i) * job->ld + job->col0 + j0 + j;
+            if (alive[j][i] == PD_DROPPED) { /* every candidate's bound reached the cap */
+                pruned++;
+                job->cost[at] = low[j][i];
+                job->crop[at] = PD_PRUNED;
+                continue;
+            }
+            float best = __builtin_inff(); /* DROP_FIRST: no exact cost yet */
+            if (alive[j][i] == PD_LIVE) {
+                const float exact = low[j][i] + scale * (
+                    norm_t[i] * job->photo_tail[(photo * K + first[j][i]) * S]
+                    - lane_sum(acc[j][i]));
+                best = exact > 0.0f ? exact : 0.0f;
+                counts->completed++;
+            }
+            const float limit = (best < cap[j][i] ? best : cap[j][i]) + margin;
+            uint64_t rest = 0;
+            for (int64_t k = 0; k < K; k++)
+                rest |= (uint64_t)(k != first[j][i] && lb[k * nt + i] < limit) << k;
             int64_t best_k = first[j][i], started = 1;
             if (rest)
-                started = refine_open(job, i0 + i, j0 + j, rest, &low[j][i], &best_k, counts,
-                                      dot1);
+                started = refine_open(job, i0 + i, j0 + j, rest, cap[j][i], &best, &best_k,
+                                      counts, dot1);
             counts->started += started;
             counts->hist[started]++;
-            const int64_t at = (job->row0 + i0 + i) * job->ld + job->col0 + j0 + j;
-            job->cost[at] = low[j][i];
+            if (best == __builtin_inff()) { /* the others' bounds reached the cap too */
+                pruned++;
+                job->cost[at] = cap[j][i];
+                job->crop[at] = PD_PRUNED;
+                continue;
+            }
+            job->cost[at] = best;
             job->crop[at] = (uint8_t)best_k;
         }
     }
-    counts->completed += ni * nj;
+    counts->pruned += pruned;
+    counts->hist[0] += pruned;
 }
 
 /* Groups of photos x all tiles, and inside them blocks: a group's crop rows and the
@@ -389,17 +511,20 @@ enum { B_LB, B_TRES, B_TTAIL, B_TILES, B_PRES, B_PTAIL, B_PHOTOS, B_COST, B_CROP
 
 static PyObject *py_refine(PyObject *self, PyObject *args)
 {
-    PyObject *obj[B_COUNT];
+    PyObject *obj[B_COUNT], *cap_obj;
+    Py_buffer cap_view[3];
+    int have_cap = 0;
     Py_ssize_t seg, row0, col0;
     double scale, margin;
-    int portable;
+    int portable, photo_major;
     Py_buffer v[B_COUNT];
     int got = 0;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOOOOOnddOOnnOOp", &obj[B_LB], &obj[B_TRES], &obj[B_TTAIL],
+    if (!PyArg_ParseTuple(args, "OOOOOOOnddOOnnOOpOp", &obj[B_LB], &obj[B_TRES], &obj[B_TTAIL],
                           &obj[B_TILES], &obj[B_PRES], &obj[B_PTAIL], &obj[B_PHOTOS], &seg,
                           &scale, &margin, &obj[B_COST], &obj[B_CROP], &row0, &col0,
-                          &obj[B_STATS], &obj[B_HIST], &portable))
+                          &obj[B_STATS], &obj[B_HIST], &portable, &cap_obj,
+                          &photo_major))
         return NULL;
     static const char *names[B_COUNT] = {"lb", "tile_res", "tile_tail", "tiles", "photo_res",
                                          "photo_tail", "photos", "cost", "crop", "stats",
@@ -419,7 +544,8 @@ static PyObject *py_refine(PyObject *self, PyObject *args)
              && v[B_PTAIL].shape[0] == P && v[B_PTAIL].shape[1] == K
              && v[B_PTAIL].shape[2] == S && v[B_TILES].shape[0] == nt
              && v[B_PHOTOS].shape[0] == nj && row0 >= 0 && col0 >= 0
-             && v[B_COST].shape[0] >= row0 + nt && v[B_COST].shape[1] >= col0 + nj
+             && v[B_COST].shape[photo_major] >= row0 + nt
+             && v[B_COST].shape[!photo_major] >= col0 + nj
              && v[B_CROP].shape[0] == v[B_COST].shape[0]
              && v[B_CROP].shape[1] == v[B_COST].shape[1] && v[B_STATS].shape[0] == PD_N_STATS
              && v[B_HIST].shape[0] == K + 1 && seg >= 1 && R >= 1
@@ -431,12 +557,32 @@ static PyObject *py_refine(PyObject *self, PyObject *args)
     if (check_indices(&v[B_TILES], T, "tiles") < 0
         || check_indices(&v[B_PHOTOS], P, "photos") < 0)
         goto fail;
+    if (cap_obj != Py_None) {
+        static const char *cap_names[3] = {"cap row", "cap col", "cap scale"};
+        if (!PyTuple_Check(cap_obj) || PyTuple_GET_SIZE(cap_obj) != 3) {
+            PyErr_SetString(PyExc_TypeError, "refine: cap must be None or (row, col, scale)");
+            goto fail;
+        }
+        for (; have_cap < 3; have_cap++)
+            if (get_array(PyTuple_GET_ITEM(cap_obj, have_cap), &cap_view[have_cap],
+                          cap_names[have_cap], 'f', 4, 1, 0) < 0)
+                goto fail;
+        if (cap_view[0].shape[0] != nt || cap_view[1].shape[0] != nj
+            || cap_view[2].shape[0] != nt) {
+            PyErr_SetString(PyExc_ValueError, "refine: cap row/scale need one value per tile, "
+                                              "col one per photo");
+            goto fail;
+        }
+    }
     const Job job = {
         .lb = v[B_LB].buf, .tile_res = v[B_TRES].buf, .tile_tail = v[B_TTAIL].buf,
         .tiles = v[B_TILES].buf, .photo_res = v[B_PRES].buf, .photo_tail = v[B_PTAIL].buf,
         .photos = v[B_PHOTOS].buf, .nt = nt, .nj = nj, .K = K, .R = R, .S = S, .seg = seg,
         .scale = (float)scale, .margin = (float)margin, .cost = v[B_COST].buf,
-        .crop = v[B_CROP].buf, .row0 = row0, .col0 = col0, .ld = v[B_COST].shape[1],
+        .crop = v[B_CROP].buf, .cap_row = have_cap ? cap_view[0].buf : NULL,
+        .cap_col = have_cap ? cap_view[1].buf : NULL,
+        .cap_scale = have_cap ? cap_view[2].buf : NULL, .row0 = row0, .col0 = col0,
+        .ld = v[B_COST].shape[1], .photo_major = photo_major,
     };
     const int avx2 = !portable && cpu_has_avx2();
     (void)avx2; /* unused without AVX2 support */
@@ -455,13 +601,18 @@ static PyObject *py_refine(PyObject *self, PyObject *args)
     stats[PD_STAT_STARTED] += counts.started;
     stats[PD_STAT_COMPLETED] += counts.completed;
     stats[PD_STAT_SEGMENTS] += counts.segments;
+    stats[PD_STAT_PRUNED] += counts.pruned;
     for (Py_ssize_t k = 0; k <= K; k++)
         hist[k] += counts.hist[k];
+    for (; have_cap > 0; have_cap--)
+        PyBuffer_Release(&cap_view[have_cap - 1]);
     for (got = B_COUNT; got > 0; got--)
         PyBuffer_Release(&v[got - 1]);
     Py_RETURN_NONE;
 
 fail:
+    for (; have_cap > 0; have_cap--)
+        PyBuffer_Release(&cap_view[have_cap - 1]);
     for (; got > 0; got--)
         PyBuffer_Release(&v[got - 1]);
     return NULL;
@@ -475,8 +626,9 @@ static PyObject *py_simd(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"refine", py_refine, METH_VARARGS,
      "refine(lb, tile_res, tile_tail, tiles, photo_res, photo_tail, photos, seg, scale, "
-     "margin, cost, crop, row0, col0, stats, hist, portable): exact best crop of every "
-     "pair from its bounds."},
+     "margin, cost, crop, row0, col0, stats, hist, portable, cap, photo_major): exact best "
+     "crop of "
+     "every pair from its bounds (below its cap, when a cap is given)."},
     {"simd", py_simd, METH_NOARGS, "simd() -> str: 'avx2' or 'portable' kernels."},
     {NULL, NULL, 0, NULL},
 };
@@ -490,7 +642,8 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__pairdot(void)
 {
     PyObject *m = PyModule_Create(&module);
-    if (m != NULL && PyModule_AddIntConstant(m, "N_STATS", PD_N_STATS) < 0) {
+    if (m != NULL && (PyModule_AddIntConstant(m, "N_STATS", PD_N_STATS) < 0
+                      || PyModule_AddIntConstant(m, "PRUNED", PD_PRUNED) < 0)) {
         Py_DECREF(m);
         return NULL;
     }

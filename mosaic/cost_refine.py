@@ -23,6 +23,11 @@ The result is :func:`~mosaic.cost.block_cost`'s (same cost within float32 roundi
 about one residual dot product per pair: about 2x faster on 16x16 Lab features with 7 crops
 (``python -m benchmarks.bench_refine``). The residual coordinates take about as much memory
 as the photo features themselves.
+
+Passes that only look for small costs (a minimum per photo, each tile's cheapest few) can
+give each pair a *cap* ``row_t + col_p``: a pair's cost is then exact only when it is below
+its cap; the others are written as a lower bound at or above the cap, with the crop
+:data:`PRUNED`, and most of them skip the residual product altogether.
 """
 
 from __future__ import annotations
@@ -73,8 +78,14 @@ HIDDEN = np.float32(1e30)
 MAX_C_CROPS = 64
 #: Feature rows rotated per step (bounds the temporary memory).
 ROTATE_ROWS = 8192
+#: Crop written for a pair whose cost is only a bound at or above its cap.
+PRUNED = 255
+#: Counts the C kernel keeps (see RefineStats.add).
+N_COUNTS = 5
 
 Kernel = Literal["auto", "c", "portable", "numpy"]
+#: A cap ``row[t] + col[p]`` on each pair of a block (see :func:`refined_block_cost`).
+Cap = tuple[np.ndarray, np.ndarray]
 Basis = Literal["pca", "haar"]
 
 
@@ -160,6 +171,8 @@ class RefineStats:
         Candidates whose exact cost was computed (the rest were dropped part way).
     segments : int
         Residual segments computed for candidates after the first.
+    pruned : int
+        Pairs left as a bound at or above their cap.
     hist : ndarray of int64, shape (K + 1,)
         Pairs by number of candidates refined.
     """
@@ -168,6 +181,7 @@ class RefineStats:
     started: int = 0
     completed: int = 0
     segments: int = 0
+    pruned: int = 0
     hist: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -177,12 +191,13 @@ class RefineStats:
         return self.started / max(1, self.pairs)
 
     def add(self, counts: np.ndarray, hist: np.ndarray) -> None:
-        """Add the counts ``[pairs, started, completed, segments]`` and a histogram."""
+        """Add the counts ``[pairs, started, completed, segments, pruned]`` and a histogram."""
         with self._lock:  # blocks may be scored by several threads into one record
             self.pairs += int(counts[0])
             self.started += int(counts[1])
             self.completed += int(counts[2])
             self.segments += int(counts[3])
+            self.pruned += int(counts[4])
             if self.hist.size < hist.size:
                 self.hist = np.pad(self.hist, (0, hist.size - self.hist.size))
             self.hist[:hist.size] += hist
@@ -355,8 +370,8 @@ def _indices(index: Index, count: int) -> np.ndarray:
 
 
 def refined_block_cost(rf: RefineFeatures, tiles: Index, photos: Index,
-                       weights: np.ndarray | None = None
-                       ) -> tuple[np.ndarray, np.ndarray | None]:
+                       weights: np.ndarray | None = None, cap: Cap | None = None,
+                       photo_major: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`mosaic.cost.block_cost` of ``rf.features``, refining only the candidates needed.
 
     Parameters
@@ -368,21 +383,32 @@ def refined_block_cost(rf: RefineFeatures, tiles: Index, photos: Index,
         Which photos (columns).
     weights : ndarray, optional
         Multipliers of the selected tiles' rows (the weighted cost ``w_t c_tp``).
+    cap : (ndarray, ndarray), optional
+        ``(row, col)`` of shapes (t,) and (p,): the cap of pair ``(t, p)`` is ``row[t] +
+        col[p]``, in the units of the result (weighted when ``weights`` are given). A pair
+        whose cost is below its cap gets its exact cost; the others may instead get a lower
+        bound at or above the cap, with the crop :data:`PRUNED` (a NaN cap is no cap).
+    photo_major : bool
+        Return the transposed block, (p, t), written in memory order (faster when most
+        pairs are capped, and what per-photo minima want).
 
     Returns
     -------
-    cost : ndarray of float32, shape (t, p)
+    cost : ndarray of float32, shape (t, p), or (p, t) when ``photo_major``
         In [0, 1] (times the weights).
-    best_crop : ndarray of uint8, shape (t, p), or None
-        Winning crop candidate; None when photos have one candidate.
+    best_crop : ndarray of uint8, same shape, or None
+        Winning crop candidate (:data:`PRUNED` for a capped bound); None when photos have
+        one candidate (then every cost is exact).
     """
-    cost, crop, _ = refined_block_cost_stats(rf, tiles, photos, weights)
+    cost, crop, _ = refined_block_cost_stats(rf, tiles, photos, weights, cap=cap,
+                                             photo_major=photo_major)
     return cost, crop
 
 
 def refined_block_cost_stats(rf: RefineFeatures, tiles: Index, photos: Index,
                              weights: np.ndarray | None = None, stats: RefineStats | None = None,
-                             kernel: Kernel = "auto"
+                             kernel: Kernel = "auto", cap: Cap | None = None,
+                             photo_major: bool = False
                              ) -> tuple[np.ndarray, np.ndarray | None, RefineStats]:
     """:func:`refined_block_cost` that also counts the refinements.
 
@@ -394,7 +420,10 @@ def refined_block_cost_stats(rf: RefineFeatures, tiles: Index, photos: Index,
         Counts are added to it (a new one when omitted).
     kernel : {"auto", "c", "portable", "numpy"}
         The C extension (AVX2 when the CPU has it), its portable C loops, or numpy;
-        ``"auto"`` is the C extension when built, else numpy with one warning.
+        ``"auto"`` is the C extension when built, else numpy with one warning (numpy
+        ignores ``cap``: every cost exact).
+    cap, photo_major
+        As for :func:`refined_block_cost`.
 
     Returns
     -------
@@ -406,8 +435,8 @@ def refined_block_cost_stats(rf: RefineFeatures, tiles: Index, photos: Index,
     features = rf.features
     if features.n_crops == 1:  # nothing to choose: one exact pass is already minimal
         cost, crop = block_cost(features, tiles, photos, weights)
-        stats.add(np.array([cost.size, cost.size, cost.size, 0]), np.array([0, cost.size]))
-        return cost, None, stats
+        stats.add(np.array([cost.size, cost.size, cost.size, 0, 0]), np.array([0, cost.size]))
+        return (cost.T if photo_major else cost), None, stats
     use_c = kernel in ("c", "portable") or (kernel == "auto" and _pairdot is not None)
     use_c = use_c and features.n_crops <= MAX_C_CROPS
     if kernel == "auto" and _pairdot is None:
@@ -416,48 +445,77 @@ def refined_block_cost_stats(rf: RefineFeatures, tiles: Index, photos: Index,
         raise RuntimeError(f"mosaic._pairdot is not built ({_BUILD_ERROR})")
     tile_idx = _indices(tiles, features.n_tiles)
     photo_idx = _indices(photos, features.n_photos)
-    cost = np.empty((tile_idx.size, photo_idx.size), dtype=np.float32)
+    shape = (tile_idx.size, photo_idx.size)
+    cost = np.empty(shape[::-1] if photo_major else shape, dtype=np.float32)
     crop = np.empty(cost.shape, dtype=np.uint8)
     part = rf.photo_coarse[photo_idx].reshape(-1, rf.rank + 3)
     n_crops = features.n_crops
-    counts = np.zeros(4, dtype=np.int64)
+    counts = np.zeros(N_COUNTS, dtype=np.int64)
     hist = np.zeros(n_crops + 1, dtype=np.int64)
     refine = _refine_c if use_c else _refine_numpy
+    kernel_cap = _kernel_cap(cap, weights, shape) if use_c else None
     for start in range(0, tile_idx.size, TILE_CHUNK):
         rows = tile_idx[start:start + TILE_CHUNK]
         bound_rows = np.ascontiguousarray(rf.lb_rows(rows).T)
         for first in range(0, photo_idx.size, PHOTO_PIECE):
+            piece_cap = None if kernel_cap is None else (
+                kernel_cap[0][start:start + TILE_CHUNK],
+                kernel_cap[1][first:first + PHOTO_PIECE], kernel_cap[2][start:start + TILE_CHUNK])
             # Photo-major (photos, K, tiles) bounds, small enough to stay in cache.
             lb = part[first * n_crops:(first + PHOTO_PIECE) * n_crops] @ bound_rows
             lb = lb.reshape(-1, n_crops, rows.size)
             refine(rf, lb, rows, photo_idx[first:first + PHOTO_PIECE], cost, crop,
-                   (start, first), counts, hist, kernel == "portable")
+                   (start, first), counts, hist, kernel == "portable", piece_cap, photo_major)
     stats.add(counts, hist)
     if weights is not None:
-        cost *= np.asarray(weights, dtype=np.float32)[:, None]
+        w = np.asarray(weights, dtype=np.float32)
+        cost *= w[None, :] if photo_major else w[:, None]
         np.maximum(cost, 0.0, out=cost)
     return cost, crop, stats
 
 
+def _kernel_cap(cap: Cap | None, weights: np.ndarray | None, shape: tuple[int, int]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The kernel's cap ``(row, col, scale)``, in unweighted units: ``(row + col) * scale``.
+
+    A tile of weight 0 (or less) gets no cap (its row is infinite).
+    """
+    if cap is None:
+        return None
+    row, col = (np.ascontiguousarray(part, dtype=np.float32) for part in cap)
+    if row.shape != (shape[0],) or col.shape != (shape[1],):
+        raise ValueError(f"cap parts have shapes {row.shape} and {col.shape}, "
+                         f"the block {shape}")
+    if weights is None:
+        return row, col, np.ones(shape[0], dtype=np.float32)
+    w = np.asarray(weights, dtype=np.float32)
+    scale = np.divide(1.0, w, out=np.ones_like(w), where=w > 0)
+    return np.where(w > 0, row, np.inf).astype(np.float32), col, scale
+
+
 def _refine_c(rf: RefineFeatures, lb: np.ndarray, tiles: np.ndarray, photos: np.ndarray,
               cost: np.ndarray, crop: np.ndarray, at: tuple[int, int], counts: np.ndarray,
-              hist: np.ndarray, portable: bool) -> None:
-    """Refine the pairs of ``lb`` (photos, K, tiles) into ``cost[at[0]:, at[1]:]``."""
+              hist: np.ndarray, portable: bool,
+              cap: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+              photo_major: bool = False) -> None:
+    """Refine the pairs of ``lb`` (photos, K, tiles) into ``cost`` at ``at`` (tile, photo)."""
     _pairdot.refine(lb, rf.tile_res, rf.tile_tail, tiles, rf.photo_res, rf.photo_tail,
                     photos, rf.segment, 2.0 / rf.features.dims, MARGIN, cost, crop, *at,
-                    counts, hist, portable)
+                    counts, hist, portable, cap, photo_major)
 
 
 def _refine_numpy(rf: RefineFeatures, lb: np.ndarray, tiles: np.ndarray, photos: np.ndarray,
                   cost: np.ndarray, crop: np.ndarray, at: tuple[int, int], counts: np.ndarray,
-                  hist: np.ndarray, portable: bool = False) -> None:
+                  hist: np.ndarray, portable: bool = False,
+                  cap: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                  photo_major: bool = False) -> None:
     """The C kernel's selection in numpy, from every candidate's residual dot (one GEMM).
 
     Scoring every candidate costs as much as :func:`~mosaic.cost.block_cost`, but a GEMM
     beats gathering rows in numpy; candidates are still visited (and counted) in the
     kernel's order, so the results and counts are the kernel's.
     """
-    del portable
+    del portable, cap  # every cost is exact here
     n_photos, n_crops, n_tiles = lb.shape
     lb = lb.transpose(2, 0, 1)  # (tiles, photos, K)
     res_p = rf.photo_res[photos].reshape(n_photos * n_crops, -1)
@@ -481,10 +539,12 @@ def _refine_numpy(rf: RefineFeatures, lb: np.ndarray, tiles: np.ndarray, photos:
         best_k = np.where(better, k, best_k)
         started += need
     out = (slice(at[0], at[0] + n_tiles), slice(at[1], at[1] + n_photos))
+    if photo_major:
+        out, best, best_k = out[::-1], best.T, best_k.T
     cost[out] = best
     crop[out] = best_k
     total = int(started.sum())
-    counts += [best.size, total, total, 0]
+    counts += [best.size, total, total, 0, 0]
     hist += np.bincount(started.ravel(), minlength=n_crops + 1)
 
 

@@ -12,7 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 from mosaic.cost import Features, Index, block_cost
-from mosaic.cost_refine import RefineFeatures, refine_features, refined_block_cost, worth_refining
+from mosaic.cost_refine import (
+    Cap,
+    RefineFeatures,
+    refine_features,
+    refined_block_cost,
+    worth_refining,
+)
 
 #: Features as given, or rotated for coarse-to-fine scoring.
 Scoring = Features | RefineFeatures
@@ -39,7 +45,8 @@ def for_scoring(features: Features, always: bool = False) -> Scoring:
 
 
 def scoring_cost(scoring: Scoring, tiles: Index, photos: Index,
-                 weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                 weights: np.ndarray | None = None, cap: Cap | None = None,
+                 photo_major: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Costs of ``tiles`` x ``photos`` (the minimum over crops) and the winning crops.
 
     Parameters
@@ -49,13 +56,25 @@ def scoring_cost(scoring: Scoring, tiles: Index, photos: Index,
         Rows and columns.
     weights : ndarray, optional
         Multipliers of the selected tiles' rows.
+    cap : (ndarray, ndarray), optional
+        ``(row, col)``: pair ``(t, p)`` only matters below ``row[t] + col[p]`` (weighted, with
+        ``weights``); a pair at or above its cap may get a lower bound at or above it
+        instead of its cost, marked by the crop :data:`~mosaic.cost_refine.PRUNED`
+        (coarse-to-fine scoring only; plain features give every exact cost).
+    photo_major : bool
+        Return the transposed block, (p, t) (faster for capped scans).
 
     Returns
     -------
-    cost : ndarray of float32, shape (t, p)
-    best_crop : ndarray of uint8, shape (t, p), or None
-        None when photos have one candidate.
+    cost : ndarray of float32, shape (t, p), or (p, t) when ``photo_major``
+    best_crop : ndarray of uint8, same shape, or None
+        None when photos have one candidate (every cost then exact).
     """
     if isinstance(scoring, RefineFeatures):
-        return refined_block_cost(scoring, tiles, photos, weights)
-    return block_cost(scoring, tiles, photos, weights)
+        return refined_block_cost(scoring, tiles, photos, weights, cap=cap,
+                                  photo_major=photo_major)
+    cost, crop = block_cost(scoring, tiles, photos, weights)
+    if photo_major:
+        return cost.T, None if crop is None else crop.T
+    return cost, crop
+

@@ -429,7 +429,7 @@ def test_assign_regional_coarse_to_fine_gives_the_same_result() -> None:
     passes = []
     for scoring in (features, rotated):
         coarse = solve_coarse(scoring, weights, runner)
-        prices = c_transform_prices(scoring, weights, coarse, runner, block_tiles=64)
+        prices = c_transform_prices(scoring, weights, coarse, runner, block_photos=64)
         duals, reduced, candidates = reduced_costs(scoring, weights, prices, grid, runner, 64)
         passes.append((prices, duals, reduced, np.sort(candidates.photos, axis=1)))
     for plain, refined in zip(*passes, strict=True):

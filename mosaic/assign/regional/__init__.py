@@ -10,16 +10,18 @@ blocks, and every step that touches all tiles x photos streams over blocks on Da
    solved exactly. Each one's tile duals, c-transformed against every photo
    (``p_i = max(0, max_t (u_t - c_ti))``), are estimates of the global photo prices;
    their mean is a better one (the dual is concave, and the noise averages out).
-2. **Reduced costs** (one streaming pass over all tiles x photos): ``u_t = min_i (c_ti +
-   p_i)`` and ``a_ir = min_{t in r} (c_ti - u_t)``, the reduced cost of photo ``i`` in
-   region ``r``. The same pass proves a **global lower bound**: with ``q_i = max(0,
-   -min_r a_ir)`` (the c-transform of ``u``), ``min_i (c_ti + q_i) = u_t`` for every
-   tile, so ``sum_t u_t - sum_i q_i`` is the value of a feasible dual of the assignment
-   LP, below every assignment's cost.
+2. **Reduced costs** (two streaming passes over all tiles x photos): ``u_t = min_i (c_ti +
+   p_i)`` with each tile's :data:`CANDIDATES` photos of least ``w_t c_ti + p_i``, then
+   ``a_ir = min_{t in r} (c_ti - u_t)``, the reduced cost of photo ``i`` in region ``r``.
+   These passes and the c-transform's only look for minima, so they are capped scans
+   (:mod:`~mosaic.assign.regional.minima`): a pair that cannot beat the running minimum
+   gets a bound instead of its exact cost. They prove a **global lower bound**: with
+   ``q_i = max(0, -min_r a_ir)`` (the c-transform of ``u``), ``min_i (c_ti + q_i) = u_t``
+   for every tile, so ``sum_t u_t - sum_i q_i`` is the value of a feasible dual of the
+   assignment LP, below every assignment's cost.
 3. **Allocation**: a transportation LP solved with HiGHS puts each photo in one region
    (capacity: the region's tiles, plus a share of the spare photos) at least total
    reduced cost ``a_ir``.
-   The same pass keeps each tile's :data:`CANDIDATES` photos of least ``w_t c_ti + p_i``.
 4. **Regions** are solved exactly (:func:`mosaic.assign.exact.solve_dense`),
    in parallel on Dask, and stitched (each photo is in one region, so none is used twice).
 5. **Global sparse solve**: all tiles at once, exactly, over the candidate edges and the
@@ -63,6 +65,7 @@ from mosaic.assign.regional.grid import (
     region_shape,
     split_grid,
 )
+from mosaic.assign.regional.minima import LAST_STEP
 from mosaic.assign.regional.prices import (
     CANDIDATES,
     COARSE_SAMPLES,
@@ -85,7 +88,7 @@ from mosaic.assign.regional.repair import (
 )
 from mosaic.assign.regional.sparse import sparse_solve
 from mosaic.assign.result import Assignment, check_weights
-from mosaic.blocks import BLOCK_BYTES, PHOTO_CHUNK, BlockRunner, Features, pair_cost
+from mosaic.blocks import BLOCK_BYTES, BlockRunner, Features, pair_cost
 from mosaic.errors import MosaicError
 from mosaic.machine import peak_memory_bytes
 from mosaic.scoring import Scoring, base_features
@@ -266,7 +269,8 @@ def assign_regional(scoring: Scoring, grid_shape: tuple[int, int],
     report = RegionalReport(regions=grid.count, region_grid=(grid.region_rows,
                                                              grid.region_cols))
     per_task = max(1, min(BLOCK_BYTES, max_memory // (2 * runner.workers)))
-    block_tiles = max(16, min(4096, per_task // (photos * 4 + PHOTO_CHUNK * 32)))
+    # A tile scan holds about 32 bytes per tile and photo of a step.
+    block_tiles = max(16, min(4096, per_task // (LAST_STEP * 32)))
 
     def stage(name: str, begun: float) -> None:
         report.seconds[name] = time.perf_counter() - begun
@@ -281,7 +285,7 @@ def assign_regional(scoring: Scoring, grid_shape: tuple[int, int],
     stage("coarse solves", begun)
 
     begun = time.perf_counter()
-    prices = c_transform_prices(scoring, w, coarse, runner, block_tiles)
+    prices = c_transform_prices(scoring, w, coarse, runner)
     del coarse
     stage("c-transform pass", begun)
 

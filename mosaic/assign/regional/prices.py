@@ -6,14 +6,14 @@ level functions so that a cluster can unpickle them.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from mosaic.assign.exact import solve_dense_with_prices
 from mosaic.assign.regional.grid import RegionGrid
-from mosaic.blocks import PHOTO_CHUNK, BlockRunner, chunks, even_chunks
+from mosaic.assign.regional.minima import photo_minima, tile_best
+from mosaic.blocks import BlockRunner, chunks
 from mosaic.scoring import Scoring, base_features, scoring_cost
 
 #: Tiles x photos share of each coarse subproblem is 1 / COARSE_SHARE in each direction.
@@ -23,8 +23,8 @@ COARSE_SAMPLES = 4
 #: Photos kept per tile for the global sparse solve: at 10,000 photos 98 % of the tiles of
 #: its optimum are on one of their 32 cheapest edges at the coarse prices.
 CANDIDATES = 32
-#: Tiles per step when picking candidates (bounds the temporary copy of the block).
-CANDIDATE_ROWS = 64
+#: Photos per task of the passes that scan photos (the c-transform, the reduced costs).
+SCAN_BLOCK_PHOTOS = 2048
 
 
 def solve_with_prices(cost: np.ndarray, weights: np.ndarray, threads: int = 1
@@ -61,56 +61,26 @@ def _coarse_duals(scoring: Scoring, weights: np.ndarray, tiles: np.ndarray,
 
 
 def _c_transform(scoring: Scoring, weights: np.ndarray, tiles: np.ndarray,
-                 duals: np.ndarray) -> np.ndarray:
-    """``max_t (duals_t - w_t c_ti)`` over the given tiles, for every photo ``i``."""
-    n_photos = base_features(scoring).n_photos
-    out = np.empty(n_photos)
-    w = weights[tiles]
+                 duals: np.ndarray, photos: slice) -> np.ndarray:
+    """``max_t (duals_t - w_t c_ti)`` over the given tiles, for each photo ``i`` of ``photos``."""
     shift = float(duals.max())
     # c - (duals - shift) in float32: values near the maxima stay small, so exact enough.
-    offset = (duals - shift).astype(np.float32)[:, None]
-    for first, last in chunks(n_photos, PHOTO_CHUNK):
-        cost, _ = scoring_cost(scoring, tiles, slice(first, last), w)
-        cost -= offset
-        out[first:last] = shift - cost.min(axis=0)
-    return out
+    offset = (duals - shift).astype(np.float32)
+    return shift - photo_minima(scoring, weights, tiles, offset, photos).astype(np.float64)
 
 
-def _reduce_block(scoring: Scoring, weights: np.ndarray, tiles: np.ndarray,
-                  prices: np.ndarray, keep: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """For a block of tiles: ``u_t``, ``min_t (w_t c_ti - u_t)`` and candidate photos.
+def _tile_block(scoring: Scoring, weights: np.ndarray, tiles: np.ndarray,
+                prices: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For a block of tiles: ``u_t = min_i (w_t c_ti + p_i)`` and each tile's candidates."""
+    duals, best, best_cost = tile_best(scoring, weights, tiles, prices.astype(np.float32), keep)
+    return duals.astype(np.float64), best, best_cost
 
-    ``u_t = min_i (w_t c_ti + p_i)``; the candidates are each tile's ``keep`` photos of
-    least ``w_t c_ti + p_i``, returned with their ``w_t c_ti``. Values are float32 (about
-    1e-7 relative), sums float64.
-    """
-    w = weights[tiles]
-    n_photos = base_features(scoring).n_photos
-    values = np.empty((tiles.size, n_photos), dtype=np.float32)
-    prices32 = prices.astype(np.float32)
-    duals = np.full(tiles.size, np.inf, dtype=np.float32)
-    for first, last in chunks(n_photos, PHOTO_CHUNK):
-        cost, _ = scoring_cost(scoring, tiles, slice(first, last), w)
-        values[:, first:last] = cost
-        cost += prices32[first:last]
-        np.minimum(duals, cost.min(axis=1), out=duals)
-    keep = min(keep, n_photos)
-    best = np.empty((tiles.size, keep), dtype=np.int32)
-    best_cost = np.empty((tiles.size, keep), dtype=np.float32)
-    for first, last in chunks(tiles.size, CANDIDATE_ROWS):
-        priced = values[first:last] + prices32
-        order = (np.argpartition(priced, keep - 1, axis=1)[:, :keep] if keep < n_photos
-                 else np.broadcast_to(np.arange(n_photos), priced.shape))
-        best[first:last] = order
-        best_cost[first:last] = np.take_along_axis(values[first:last], order, axis=1)
-    reduced = np.empty(n_photos)
-    column = duals[:, None]
-    for first, last in chunks(n_photos, PHOTO_CHUNK):
-        part = values[:, first:last]
-        part -= column
-        reduced[first:last] = part.min(axis=0)
-    return duals.astype(np.float64), reduced, best, best_cost
+
+def _region_minima(scoring: Scoring, weights: np.ndarray, tiles: np.ndarray,
+                   duals: np.ndarray, photos: slice, start: np.ndarray) -> np.ndarray:
+    """``a_ir = min_{t in tiles} (w_t c_ti - u_t)`` for the photos of ``photos``."""
+    return photo_minima(scoring, weights, tiles, duals.astype(np.float32), photos,
+                        start).astype(np.float64)
 
 
 @dataclass
@@ -177,11 +147,13 @@ def solve_coarse(scoring: Scoring, weights: np.ndarray, runner: BlockRunner,
 
 
 def c_transform_prices(scoring: Scoring, weights: np.ndarray, coarse: CoarseSamples,
-                       runner: BlockRunner, block_tiles: int) -> np.ndarray:
+                       runner: BlockRunner, block_photos: int = SCAN_BLOCK_PHOTOS
+                       ) -> np.ndarray:
     """Photo prices: each sample's duals c-transformed against every photo, averaged.
 
     ``p_i = mean_k max(0, max_{t in sample k} (u_t - w_t c_ti))``; one streaming pass over
-    the sampled tiles x all photos.
+    the sampled tiles x all photos, a task per sample and block of photos (capped scans,
+    :mod:`mosaic.assign.regional.minima`).
 
     Returns
     -------
@@ -190,21 +162,23 @@ def c_transform_prices(scoring: Scoring, weights: np.ndarray, coarse: CoarseSamp
     """
     shared = runner.share(scoring)
     shared_weights = runner.share(weights)
+    n_photos = base_features(scoring).n_photos
     tasks, owner = [], []
     for k, (sample_tiles, duals) in enumerate(zip(coarse.tiles, coarse.duals, strict=True)):
-        for first, last in chunks(sample_tiles.size, block_tiles):
-            tasks.append((shared, shared_weights, sample_tiles[first:last], duals[first:last]))
+        for first, last in chunks(n_photos, block_photos):
+            tasks.append((shared, shared_weights, sample_tiles, duals, slice(first, last)))
             owner.append(k)
-    estimates = np.full((len(coarse.tiles), base_features(scoring).n_photos), -np.inf)
+    estimates = np.full((len(coarse.tiles), n_photos), -np.inf)
     for index, result in runner.run(_c_transform, tasks, window=2 * runner.workers):
-        np.maximum(estimates[owner[index]], result, out=estimates[owner[index]])
+        estimates[owner[index], tasks[index][4]] = result
     return np.maximum(estimates, 0.0).mean(axis=0)
 
 
 def reduced_costs(scoring: Scoring, weights: np.ndarray, prices: np.ndarray,
                   grid: RegionGrid, runner: BlockRunner, block_tiles: int,
-                  keep: int = CANDIDATES) -> tuple[np.ndarray, np.ndarray, Candidates]:
-    """One streaming pass: tile duals ``u``, region reduced costs ``a``, candidate photos.
+                  keep: int = CANDIDATES, block_photos: int = SCAN_BLOCK_PHOTOS
+                  ) -> tuple[np.ndarray, np.ndarray, Candidates]:
+    """Two capped streaming passes: tile duals ``u`` and candidates, then reduced costs ``a``.
 
     Parameters
     ----------
@@ -215,9 +189,11 @@ def reduced_costs(scoring: Scoring, weights: np.ndarray, prices: np.ndarray,
     grid : RegionGrid
     runner : BlockRunner
     block_tiles : int
-        Tiles per block (each block holds tiles x photos float32 values).
+        Tiles per task of the first pass.
     keep : int
         Candidate photos per tile (all photos when there are fewer).
+    block_photos : int
+        Photos per task of the second pass.
 
     Returns
     -------
@@ -230,27 +206,44 @@ def reduced_costs(scoring: Scoring, weights: np.ndarray, prices: np.ndarray,
     """
     shared = runner.share(scoring)
     shared_weights = runner.share(weights)
-    shared_prices = runner.share(np.asarray(prices, dtype=np.float64))
-    tasks, region_of_task = [], []
-    for region in range(grid.count):
-        members = grid.tiles_of(region)
-        for first, last in even_chunks(members.size, math.ceil(members.size / block_tiles)):
-            tasks.append((shared, shared_weights, members[first:last], shared_prices, keep))
-            region_of_task.append(region)
     features = base_features(scoring)
     keep = max(1, min(keep, features.n_photos))
+    shared_prices = runner.share(np.asarray(prices, dtype=np.float64))
+    tasks = [(shared, shared_weights, np.arange(first, last), shared_prices, keep)
+             for first, last in chunks(features.n_tiles, block_tiles)]
     duals = np.empty(features.n_tiles)
-    reduced = np.full((features.n_photos, grid.count), np.inf)
     candidates = Candidates(np.empty((features.n_tiles, keep), dtype=np.int32),
                             np.empty((features.n_tiles, keep), dtype=np.float32))
-    for index, (block_duals, block_reduced, best, best_cost) in runner.run(
-            _reduce_block, tasks, window=2 * runner.workers):
+    for index, (block_duals, best, best_cost) in runner.run(
+            _tile_block, tasks, window=2 * runner.workers):
         block = tasks[index][2]
         duals[block] = block_duals
         candidates.photos[block], candidates.cost[block] = best, best_cost
-        column = region_of_task[index]
-        np.minimum(reduced[:, column], block_reduced, out=reduced[:, column])
+    reduced = _candidate_minima(candidates, duals, grid, features.n_photos)
+    tasks, region_of_task = [], []
+    for region in range(grid.count):
+        members = grid.tiles_of(region)
+        for first, last in chunks(features.n_photos, block_photos):
+            tasks.append((shared, shared_weights, members, duals[members], slice(first, last),
+                          reduced[first:last, region].astype(np.float32)))
+            region_of_task.append(region)
+    for index, result in runner.run(_region_minima, tasks, window=2 * runner.workers):
+        reduced[tasks[index][4], region_of_task[index]] = result
     return duals, reduced, candidates
+
+
+def _candidate_minima(candidates: Candidates, duals: np.ndarray, grid: RegionGrid,
+                      n_photos: int) -> np.ndarray:
+    """Upper bounds of ``a_ir`` from the candidates' exact costs (inf where none is known).
+
+    The second pass starts from them, so a photo's scan of a region is capped at once.
+    """
+    tiles, keep = candidates.photos.shape
+    reduced = np.full((n_photos, grid.count), np.inf)
+    values = candidates.cost.astype(np.float32) - duals.astype(np.float32)[:, None]
+    regions = np.broadcast_to(grid.labels[:tiles, None], (tiles, keep))
+    np.minimum.at(reduced, (candidates.photos.ravel(), regions.ravel()), values.ravel())
+    return reduced
 
 
 def dual_bound(duals: np.ndarray, reduced: np.ndarray) -> float:
