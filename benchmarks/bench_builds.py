@@ -160,6 +160,16 @@ def row(name: str, count: int, metrics: dict[str, object]) -> list[object]:
             "" if gap is None else f"{100 * gap:.3f}%", f"{metrics.get('mean_cost', 0):.4f}"]
 
 
+def stage_line(name: str, count: int, metrics: dict[str, object]) -> str:
+    """The regional method's stage seconds of one row (empty for other methods)."""
+    regional = metrics.get("regional") or {}
+    seconds = regional.get("seconds") if isinstance(regional, dict) else None
+    if not seconds:
+        return ""
+    parts = ", ".join(f"{stage} {value:.0f}" for stage, value in seconds.items())
+    return f"{name}, {count:,} photos, regional stages (s): {parts}"
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", default="10000", help="comma-separated photo counts")
@@ -175,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     counts = [int(c) for c in args.photos.split(",")]
     rows: list[list[object]] = []
+    stages: list[str] = []
     for count in counts:
         photos = write_synthetic_folder(args.cache / f"photos-{count}", count)
         distinct = distinct_photos(photos)
@@ -198,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     continue
             placements[name] = metrics.get("placement")
             rows.append(row(name, count, metrics))
+            stages.append(stage_line(name, count, metrics))
         if len(placements) == 2:
             same = placements["default command"] == placements["on a Dask cluster"]
             print(f"{count:,} photos: the cluster's placement is "
@@ -206,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print_table(f"Default command at scale ({budget}; {machine()})",
                 ["build", "photos", "method", "wall s", "load s", "score s", "solve s",
                  "render s", "peak MB", "workers MB", "gap", "mean cost"], rows)
+    for line in filter(None, stages):
+        print(line)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,8 @@ PRUNED = 255
 N_COUNTS = 5
 
 Kernel = Literal["auto", "c", "portable", "numpy"]
+#: Flat float32 and uint8 arrays a block's costs and crops may be written into.
+Buffers = tuple[np.ndarray, np.ndarray]
 #: A cap ``row[t] + col[p]`` on each pair of a block (see :func:`refined_block_cost`).
 Cap = tuple[np.ndarray, np.ndarray]
 Basis = Literal["pca", "haar"]
@@ -371,7 +373,8 @@ def _indices(index: Index, count: int) -> np.ndarray:
 
 def refined_block_cost(rf: RefineFeatures, tiles: Index, photos: Index,
                        weights: np.ndarray | None = None, cap: Cap | None = None,
-                       photo_major: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+                       photo_major: bool = False, out: Buffers | None = None
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`mosaic.cost.block_cost` of ``rf.features``, refining only the candidates needed.
 
     Parameters
@@ -391,6 +394,10 @@ def refined_block_cost(rf: RefineFeatures, tiles: Index, photos: Index,
     photo_major : bool
         Return the transposed block, (p, t), written in memory order (faster when most
         pairs are capped, and what per-photo minima want).
+    out : (ndarray, ndarray), optional
+        Flat float32 and uint8 buffers of at least ``t * p`` values: the result is written
+        into them and returned as views (scans reuse them step after step instead of
+        faulting in fresh pages each time).
 
     Returns
     -------
@@ -401,14 +408,14 @@ def refined_block_cost(rf: RefineFeatures, tiles: Index, photos: Index,
         one candidate (then every cost is exact).
     """
     cost, crop, _ = refined_block_cost_stats(rf, tiles, photos, weights, cap=cap,
-                                             photo_major=photo_major)
+                                             photo_major=photo_major, out=out)
     return cost, crop
 
 
 def refined_block_cost_stats(rf: RefineFeatures, tiles: Index, photos: Index,
                              weights: np.ndarray | None = None, stats: RefineStats | None = None,
                              kernel: Kernel = "auto", cap: Cap | None = None,
-                             photo_major: bool = False
+                             photo_major: bool = False, out: Buffers | None = None
                              ) -> tuple[np.ndarray, np.ndarray | None, RefineStats]:
     """:func:`refined_block_cost` that also counts the refinements.
 
@@ -422,7 +429,7 @@ def refined_block_cost_stats(rf: RefineFeatures, tiles: Index, photos: Index,
         The C extension (AVX2 when the CPU has it), its portable C loops, or numpy;
         ``"auto"`` is the C extension when built, else numpy with one warning (numpy
         ignores ``cap``: every cost exact).
-    cap, photo_major
+    cap, photo_major, out
         As for :func:`refined_block_cost`.
 
     Returns
@@ -446,8 +453,7 @@ def refined_block_cost_stats(rf: RefineFeatures, tiles: Index, photos: Index,
     tile_idx = _indices(tiles, features.n_tiles)
     photo_idx = _indices(photos, features.n_photos)
     shape = (tile_idx.size, photo_idx.size)
-    cost = np.empty(shape[::-1] if photo_major else shape, dtype=np.float32)
-    crop = np.empty(cost.shape, dtype=np.uint8)
+    cost, crop = _result_arrays(shape[::-1] if photo_major else shape, out)
     part = rf.photo_coarse[photo_idx].reshape(-1, rf.rank + 3)
     n_crops = features.n_crops
     counts = np.zeros(N_COUNTS, dtype=np.int64)
@@ -472,6 +478,19 @@ def refined_block_cost_stats(rf: RefineFeatures, tiles: Index, photos: Index,
         cost *= w[None, :] if photo_major else w[:, None]
         np.maximum(cost, 0.0, out=cost)
     return cost, crop, stats
+
+
+def _result_arrays(shape: tuple[int, int], out: Buffers | None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Cost and crop arrays of ``shape``: new, or views of the ``out`` buffers."""
+    if out is None:
+        return np.empty(shape, dtype=np.float32), np.empty(shape, dtype=np.uint8)
+    size = shape[0] * shape[1]
+    values, crops = out
+    if values.dtype != np.float32 or crops.dtype != np.uint8 or min(values.size,
+                                                                   crops.size) < size:
+        raise ValueError(f"out buffers hold fewer than {size} float32 and uint8 values")
+    return values[:size].reshape(shape), crops[:size].reshape(shape)
 
 
 def _kernel_cap(cap: Cap | None, weights: np.ndarray | None, shape: tuple[int, int]

@@ -13,6 +13,7 @@ import numpy as np
 
 from mosaic.cost import Features, Index, block_cost
 from mosaic.cost_refine import (
+    Buffers,
     Cap,
     RefineFeatures,
     refine_features,
@@ -46,7 +47,8 @@ def for_scoring(features: Features, always: bool = False) -> Scoring:
 
 def scoring_cost(scoring: Scoring, tiles: Index, photos: Index,
                  weights: np.ndarray | None = None, cap: Cap | None = None,
-                 photo_major: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+                 photo_major: bool = False, out: Buffers | None = None
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Costs of ``tiles`` x ``photos`` (the minimum over crops) and the winning crops.
 
     Parameters
@@ -63,6 +65,9 @@ def scoring_cost(scoring: Scoring, tiles: Index, photos: Index,
         (coarse-to-fine scoring only; plain features give every exact cost).
     photo_major : bool
         Return the transposed block, (p, t) (faster for capped scans).
+    out : (ndarray, ndarray), optional
+        Flat buffers for the result (coarse-to-fine scoring only; see
+        :func:`~mosaic.cost_refine.refined_block_cost`).
 
     Returns
     -------
@@ -72,7 +77,7 @@ def scoring_cost(scoring: Scoring, tiles: Index, photos: Index,
     """
     if isinstance(scoring, RefineFeatures):
         return refined_block_cost(scoring, tiles, photos, weights, cap=cap,
-                                  photo_major=photo_major)
+                                  photo_major=photo_major, out=out)
     cost, crop = block_cost(scoring, tiles, photos, weights)
     if photo_major:
         return cost.T, None if crop is None else crop.T

@@ -34,6 +34,12 @@ def steps(count: int, first: int = FIRST_STEP, last: int = LAST_STEP) -> list[tu
     return out
 
 
+def buffers(plan: list[tuple[int, int]], across: int) -> tuple[np.ndarray, np.ndarray]:
+    """Result buffers of a scan's steps (times ``across`` each), reused by every step."""
+    size = max((last - first for first, last in plan), default=0) * across
+    return np.empty(size, dtype=np.float32), np.empty(size, dtype=np.uint8)
+
+
 def photo_minima(scoring: Scoring, weights: np.ndarray, tiles: np.ndarray,
                  offset: np.ndarray, photos: slice, start: np.ndarray | None = None
                  ) -> np.ndarray:
@@ -64,13 +70,15 @@ def photo_minima(scoring: Scoring, weights: np.ndarray, tiles: np.ndarray,
            else np.array(start, dtype=np.float32))
     order = np.random.default_rng(tiles.size).permutation(tiles.size)
     w = weights[tiles]
-    for first, last in steps(tiles.size):
+    plan = steps(tiles.size)
+    out = buffers(plan, count)
+    for first, last in plan:
         part = order[first:last]
         shift = offset[part]
         # w c - o only matters below the photo's minimum so far: w c < o + low.
         cap = (shift, low) if np.isfinite(low).any() else None
         cost, _ = scoring_cost(scoring, tiles[part], photos, w[part], cap=cap,
-                               photo_major=True)
+                               photo_major=True, out=out)
         cost -= shift  # capped bounds stay at or above the running minimum
         np.minimum(low, cost.min(axis=1), out=low)
     return low
@@ -106,12 +114,14 @@ def tile_best(scoring: Scoring, weights: np.ndarray, tiles: np.ndarray, prices: 
     w = weights[tiles]
     pool = _Pool.empty()
     threshold = np.full(tiles.size, np.inf, dtype=np.float32)
-    for first, last in steps(prices.size, 4 * keep):
+    plan = steps(prices.size, 4 * keep)
+    out = buffers(plan, tiles.size)
+    for first, last in plan:
         price = prices[first:last]
         # A pair only matters below its tile's keep-th value so far: w c < threshold - p.
         cap = (threshold, -price) if np.isfinite(threshold).all() else None
         cost, crop = scoring_cost(scoring, tiles, slice(first, last), w, cap=cap,
-                                  photo_major=True)
+                                  photo_major=True, out=out)
         priced = cost + price[:, None]
         cols, rows = np.nonzero(priced < threshold)
         if crop is not None:  # capped bounds are at or above the threshold; drop them anyway
