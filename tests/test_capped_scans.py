@@ -146,3 +146,27 @@ def test_tile_best_equals_the_dense_choice(real_features, monkeypatch):  # noqa:
     assert all(np.unique(row).size == keep for row in best)
     assert (priced[rows, best] <= kth[:, None] + TOLERANCE).all()
     np.testing.assert_allclose(best_cost, cost[rows, best], rtol=0, atol=TOLERANCE)
+
+
+def test_photo_minima_with_floors_skip_photos_yet_equal_the_dense_minima(
+        real_features, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(minima, "FIRST_STEP", 8)
+    monkeypatch.setattr(minima, "LAST_STEP", 16)
+    scoring = for_scoring(real_features, always=True)
+    rng = np.random.default_rng(9)
+    weights = rng.uniform(0.5, 3.0, real_features.n_tiles)
+    offset = rng.uniform(0.0, 0.05, real_features.n_tiles).astype(np.float32)
+    values = dense(real_features, weights) - offset[:, None]
+    lift = rng.uniform(0.0, 0.02, real_features.n_photos).astype(np.float32)
+    # The tightest floors that hold for every pair: value >= floor[t] - lift[i].
+    floor = (values + lift[None, :]).min(axis=1)
+    tiles, photos = np.arange(real_features.n_tiles), slice(0, real_features.n_photos)
+    calls = []
+    real_cost = minima.scoring_cost
+    monkeypatch.setattr(minima, "scoring_cost",
+                        lambda *a, **k: calls.append(a[2]) or real_cost(*a, **k))
+    got = minima.photo_minima(scoring, weights, tiles, offset, photos,
+                              floors=(floor, lift))
+    np.testing.assert_allclose(got, values.min(axis=0), rtol=0, atol=TOLERANCE)
+    # Photos left the scan once no tile left could beat them.
+    assert any(not isinstance(columns, slice) for columns in calls)

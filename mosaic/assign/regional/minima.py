@@ -21,6 +21,8 @@ from mosaic.scoring import Scoring, scoring_cost
 #: LAST_STEP: the first step has no cap yet, the later ones are capped by what came before.
 FIRST_STEP = 64
 LAST_STEP = 1024
+#: Per-tile floors and per-photo lifts: ``floor[t] - lift[i]`` bounds a pair's value.
+Floors = tuple[np.ndarray, np.ndarray]
 #: A tile scan's pool is cut back to ``keep`` per tile once it holds this many times that.
 POOL_SLACK = 2
 
@@ -41,12 +43,13 @@ def buffers(plan: list[tuple[int, int]], across: int) -> tuple[np.ndarray, np.nd
 
 
 def photo_minima(scoring: Scoring, weights: np.ndarray, tiles: np.ndarray,
-                 offset: np.ndarray, photos: slice, start: np.ndarray | None = None
-                 ) -> np.ndarray:
+                 offset: np.ndarray, photos: slice, start: np.ndarray | None = None,
+                 floors: Floors | None = None) -> np.ndarray:
     """``min_t (w_t c_ti - offset_t)`` over ``tiles`` for each photo ``i`` of ``photos``.
 
     Tiles are scanned in a fixed random order (so that the first, uncapped step spans
-    the whole picture and its minima cap the rest well).
+    the whole picture and its minima cap the rest well), or, given ``floors``, in
+    increasing floor order, dropping each photo once no tile left can beat its minimum.
 
     Parameters
     ----------
@@ -60,6 +63,9 @@ def photo_minima(scoring: Scoring, weights: np.ndarray, tiles: np.ndarray,
         Consecutive photos.
     start : ndarray of float32, optional
         Upper bounds of the minima already known (the value of some pair), or inf.
+    floors : (ndarray, ndarray), optional
+        ``(tile_floor, photo_lift)`` of shapes (n,) and (photos,): every pair whose value is
+        not already in ``start`` is at least ``tile_floor[t] - photo_lift[i]``.
 
     Returns
     -------
@@ -68,19 +74,30 @@ def photo_minima(scoring: Scoring, weights: np.ndarray, tiles: np.ndarray,
     count = photos.stop - photos.start
     low = (np.full(count, np.inf, dtype=np.float32) if start is None
            else np.array(start, dtype=np.float32))
-    order = np.random.default_rng(tiles.size).permutation(tiles.size)
+    if floors is None:
+        order = np.random.default_rng(tiles.size).permutation(tiles.size)
+    else:
+        order = np.argsort(floors[0], kind="stable")
+        tile_floor, photo_lift = floors[0][order], np.asarray(floors[1], dtype=np.float32)
     w = weights[tiles]
     plan = steps(tiles.size)
     out = buffers(plan, count)
+    active = np.arange(count)
     for first, last in plan:
+        if floors is not None:  # a photo is done once every tile left is above its minimum
+            active = active[low[active] + photo_lift[active] > tile_floor[first]]
+            if not active.size:
+                break
         part = order[first:last]
         shift = offset[part]
+        current = low[active]
         # w c - o only matters below the photo's minimum so far: w c < o + low.
-        cap = (shift, low) if np.isfinite(low).any() else None
-        cost, _ = scoring_cost(scoring, tiles[part], photos, w[part], cap=cap,
+        cap = (shift, current) if np.isfinite(current).any() else None
+        columns = photos if active.size == count else active + photos.start
+        cost, _ = scoring_cost(scoring, tiles[part], columns, w[part], cap=cap,
                                photo_major=True, out=out)
         cost -= shift  # capped bounds stay at or above the running minimum
-        np.minimum(low, cost.min(axis=1), out=low)
+        low[active] = np.minimum(current, cost.min(axis=1))
     return low
 
 

@@ -79,10 +79,16 @@ def _tile_block(scoring: Scoring, weights: np.ndarray, tiles: np.ndarray,
 
 
 def _region_minima(scoring: Scoring, weights: np.ndarray, tiles: np.ndarray,
-                   duals: np.ndarray, photos: slice, start: np.ndarray) -> np.ndarray:
-    """``a_ir = min_{t in tiles} (w_t c_ti - u_t)`` for the photos of ``photos``."""
-    return photo_minima(scoring, weights, tiles, duals.astype(np.float32), photos,
-                        start).astype(np.float64)
+                   duals: np.ndarray, photos: slice, start: np.ndarray, gaps: np.ndarray,
+                   prices: np.ndarray) -> np.ndarray:
+    """``a_ir = min_{t in tiles} (w_t c_ti - u_t)`` for the photos of ``photos``.
+
+    A photo that is not one of tile ``t``'s candidates has ``w_t c_ti + p_i`` at least the
+    tile's last candidate value, so ``w_t c_ti - u_t >= gap_t - p_i``: those are the
+    floors; the candidates' own values are in ``start``.
+    """
+    return photo_minima(scoring, weights, tiles, duals.astype(np.float32), photos, start,
+                        floors=(gaps, prices)).astype(np.float64)
 
 
 @dataclass
@@ -222,12 +228,17 @@ def reduced_costs(scoring: Scoring, weights: np.ndarray, prices: np.ndarray,
         duals[block] = block_duals
         candidates.photos[block], candidates.cost[block] = best, best_cost
     reduced = _candidate_minima(candidates, duals, grid, features.n_photos)
+    prices32 = np.asarray(prices, dtype=np.float32)
+    # Each tile's last candidate value less its dual: the region scan's floors.
+    gaps = ((candidates.cost + prices32[candidates.photos]).max(axis=1)
+            - duals.astype(np.float32))
     tasks, region_of_task = [], []
     for region in range(grid.count):
         members = grid.tiles_of(region)
         for first, last in chunks(features.n_photos, block_photos):
             tasks.append((shared, shared_weights, members, duals[members], slice(first, last),
-                          reduced[first:last, region].astype(np.float32)))
+                          reduced[first:last, region].astype(np.float32), gaps[members],
+                          prices32[first:last]))
             region_of_task.append(region)
     for index, result in runner.run(_region_minima, tasks, window=2 * runner.workers):
         reduced[tasks[index][4], region_of_task[index]] = result
