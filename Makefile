@@ -4,8 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# The virtual environment is rebuilt when the project's dependencies change.
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# The virtual environment is reinstalled when the project's dependencies or its C
+# extensions change (an old extension would not take a newer module's arguments).
+EXT_SOURCES := $(wildcard mosaic/*.c mosaic/assign/*.c mosaic/assign/*.h)
+INSTALL_HASH := $(shell cat pyproject.toml $(EXT_SOURCES) | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(INSTALL_HASH)
 
 BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PEERS := .venv-peers
@@ -14,7 +17,7 @@ PEERS := .venv-peers
 
 setup: $(STAMP) viewer-assets
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(EXT_SOURCES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -73,7 +76,7 @@ test: setup system-deps lint
 # pipeline, downloads and exports), not marked slow: 1-1.5 minutes. The Prefect, CLI,
 # scraper and cluster files (10+ minutes) run with the whole suite, on 3.11.
 VENV312 := .venv-312
-STAMP312 := $(VENV312)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+STAMP312 := $(VENV312)/.installed-$(INSTALL_HASH)
 PYTHON312 ?= $(shell for p in $$(command -v python3.12) $$(ls -d \
   $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null | sort -rV); do \
   "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null \
@@ -88,7 +91,7 @@ FAST_TESTS := tests/test_layout.py tests/test_cost.py tests/test_assign.py \
 
 setup-312: $(STAMP312)
 
-$(STAMP312): pyproject.toml
+$(STAMP312): pyproject.toml $(EXT_SOURCES)
 	@if [ -z "$(PYTHON312)" ]; then \
 	  echo "error: no Python 3.12 found (python3.12 on PATH, or pyenv's versions/3.12*):" \
 	    "install one (pyenv install 3.12) or pass PYTHON312=/path/to/python3.12" >&2; \
