@@ -112,13 +112,18 @@ def dense(features: Features, weights: np.ndarray) -> np.ndarray:
     return cost
 
 
+def scan_inputs(features: Features, seed: int
+                ) -> tuple[object, np.random.Generator, np.ndarray]:
+    """Coarse-to-fine scoring of ``features``, a random stream and random tile weights."""
+    rng = np.random.default_rng(seed)
+    return for_scoring(features, always=True), rng, rng.uniform(0.5, 3.0, features.n_tiles)
+
+
 @pytest.mark.parametrize("start", [False, True])
 def test_photo_minima_equal_the_dense_minima(real_features, monkeypatch, start):  # noqa: F811
     monkeypatch.setattr(minima, "FIRST_STEP", 8)  # several capped steps on a small grid
     monkeypatch.setattr(minima, "LAST_STEP", 32)
-    scoring = for_scoring(real_features, always=True)
-    rng = np.random.default_rng(7)
-    weights = rng.uniform(0.5, 3.0, real_features.n_tiles)
+    scoring, rng, weights = scan_inputs(real_features, 7)
     offset = rng.uniform(0.0, 0.05, real_features.n_tiles).astype(np.float32)
     tiles = np.arange(0, real_features.n_tiles, 3)
     values = dense(real_features, weights)[tiles] - offset[tiles, None]
@@ -130,9 +135,7 @@ def test_photo_minima_equal_the_dense_minima(real_features, monkeypatch, start):
 
 def test_tile_best_equals_the_dense_choice(real_features, monkeypatch):  # noqa: F811
     monkeypatch.setattr(minima, "LAST_STEP", 16)
-    scoring = for_scoring(real_features, always=True)
-    rng = np.random.default_rng(8)
-    weights = rng.uniform(0.5, 3.0, real_features.n_tiles)
+    scoring, rng, weights = scan_inputs(real_features, 8)
     prices = rng.uniform(0.0, 0.03, real_features.n_photos).astype(np.float32)
     tiles = np.arange(1, real_features.n_tiles, 2)
     keep = 5
@@ -152,9 +155,7 @@ def test_photo_minima_with_floors_skip_photos_yet_equal_the_dense_minima(
         real_features, monkeypatch):  # noqa: F811
     monkeypatch.setattr(minima, "FIRST_STEP", 8)
     monkeypatch.setattr(minima, "LAST_STEP", 16)
-    scoring = for_scoring(real_features, always=True)
-    rng = np.random.default_rng(9)
-    weights = rng.uniform(0.5, 3.0, real_features.n_tiles)
+    scoring, rng, weights = scan_inputs(real_features, 9)
     offset = rng.uniform(0.0, 0.05, real_features.n_tiles).astype(np.float32)
     values = dense(real_features, weights) - offset[:, None]
     lift = rng.uniform(0.0, 0.02, real_features.n_photos).astype(np.float32)
