@@ -1,4 +1,4 @@
-"""Orthonormal bases for coarse-to-fine scoring (:mod:`mosaic.cost_refine`).
+"""Orthonormal bases for coarse-to-fine scoring (:mod:`mosaic.cost_refine`), and rotation.
 
 Any orthonormal basis keeps the refined costs exact; a good one (the features' principal
 axes) makes the coarse bounds tight, so few candidates need their residual product.
@@ -13,6 +13,8 @@ from mosaic.cost import Features
 #: Feature rows sampled to fit the PCA basis: any orthonormal basis keeps the results exact,
 #: the sample only has to make the bounds tight.
 FIT_ROWS = 20_000
+#: Feature rows rotated per step (bounds the temporary memory).
+ROTATE_ROWS = 8192
 
 
 def pca_basis(features: Features, max_rows: int = FIT_ROWS) -> np.ndarray:
@@ -78,3 +80,54 @@ def _even_rows(array: np.ndarray, count: int) -> np.ndarray:
     if array.shape[0] <= count:
         return array
     return array[np.linspace(0, array.shape[0] - 1, count).astype(np.int64)]
+
+
+def _aligned_zeros(shape: tuple[int, ...]) -> np.ndarray:
+    """Zeroed float32 array whose data starts on a cache line (64 bytes)."""
+    size = int(np.prod(shape)) * 4
+    buffer = np.zeros(size + 64, dtype=np.uint8)
+    start = -buffer.ctypes.data % 64
+    return buffer[start:start + size].view(np.float32).reshape(shape)
+
+
+def rotate(rows: np.ndarray, basis: np.ndarray, rank: int, segment: int
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows in ``basis``: coarse part, residual and residual tail norms.
+
+    Parameters
+    ----------
+    rows : ndarray of float32, shape (n, D)
+    basis : ndarray of float32, shape (D, D)
+    rank : int
+        Coarse components.
+    segment : int
+        Residual floats per tail segment.
+
+    Returns
+    -------
+    coarse : ndarray, shape (n, rank + 1)
+        Coarse coordinates, then the residual norm.
+    residual : ndarray, shape (n, R)
+    tails : ndarray, shape (n, S)
+        Norm of the residual from each segment on.
+
+    The residual is padded with zeros to ``R``, a multiple of 16 floats, so that every row
+    starts on a cache line (unaligned rows cost the kernel about 20%, measured).
+    """
+    dims = basis.shape[0]
+    n_res = dims - rank
+    width = -(-n_res // 16) * 16
+    n_seg = -(-width // segment)
+    coarse = np.empty((rows.shape[0], rank + 1), dtype=np.float32)
+    res = _aligned_zeros((rows.shape[0], width))
+    tail = np.empty((rows.shape[0], n_seg), dtype=np.float32)
+    for start in range(0, rows.shape[0], ROTATE_ROWS):
+        part = slice(start, start + ROTATE_ROWS)
+        rotated = rows[part] @ basis
+        coarse[part, :rank] = rotated[:, :rank]
+        res[part, :n_res] = rotated[:, rank:]
+        squares = np.square(res[part], dtype=np.float64)
+        sums = np.add.reduceat(squares, np.arange(0, width, segment), axis=1)
+        tail[part] = np.sqrt(np.cumsum(sums[:, ::-1], axis=1)[:, ::-1])
+        coarse[part, rank] = tail[part, 0]
+    return coarse, res, tail

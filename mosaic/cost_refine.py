@@ -40,7 +40,7 @@ from typing import Literal
 import numpy as np
 
 from mosaic.cost import Features, Index, block_cost
-from mosaic.cost_basis import haar_basis, pca_basis
+from mosaic.cost_basis import haar_basis, pca_basis, rotate
 from mosaic.errors import warn_once
 
 try:
@@ -74,8 +74,6 @@ PHOTO_PIECE = 16
 HIDDEN = np.float32(1e30)
 #: Most crop candidates the C kernel takes (a 64-bit mask); numpy refines more.
 MAX_C_CROPS = 64
-#: Feature rows rotated per step (bounds the temporary memory).
-ROTATE_ROWS = 8192
 #: Crop written for a pair whose cost is only a bound at or above its cap.
 PRUNED = 255
 #: Counts the C kernel keeps (see RefineStats.add).
@@ -203,40 +201,6 @@ class RefineStats:
             self.hist[:hist.size] += hist
 
 
-def _aligned_zeros(shape: tuple[int, ...]) -> np.ndarray:
-    """Zeroed float32 array whose data starts on a cache line (64 bytes)."""
-    size = int(np.prod(shape)) * 4
-    buffer = np.zeros(size + 64, dtype=np.uint8)
-    start = -buffer.ctypes.data % 64
-    return buffer[start:start + size].view(np.float32).reshape(shape)
-
-
-def _rotate(rows: np.ndarray, basis: np.ndarray, rank: int, segment: int
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Coarse part with residual norm ``(n, rank + 1)``, residual ``(n, R)``, tails ``(n, S)``.
-
-    The residual is padded with zeros to ``R``, a multiple of 16 floats, so that every row
-    starts on a cache line (unaligned rows cost the kernel about 20%, measured).
-    """
-    dims = basis.shape[0]
-    n_res = dims - rank
-    width = -(-n_res // 16) * 16
-    n_seg = -(-width // segment)
-    coarse = np.empty((rows.shape[0], rank + 1), dtype=np.float32)
-    res = _aligned_zeros((rows.shape[0], width))
-    tail = np.empty((rows.shape[0], n_seg), dtype=np.float32)
-    for start in range(0, rows.shape[0], ROTATE_ROWS):
-        part = slice(start, start + ROTATE_ROWS)
-        rotated = rows[part] @ basis
-        coarse[part, :rank] = rotated[:, :rank]
-        res[part, :n_res] = rotated[:, rank:]
-        squares = np.square(res[part], dtype=np.float64)
-        sums = np.add.reduceat(squares, np.arange(0, width, segment), axis=1)
-        tail[part] = np.sqrt(np.cumsum(sums[:, ::-1], axis=1)[:, ::-1])
-        coarse[part, rank] = tail[part, 0]
-    return coarse, res, tail
-
-
 def _duplicates(photos: np.ndarray) -> np.ndarray:
     """``(P, K)`` mask of crop candidates equal to an earlier candidate of the same photo."""
     n_crops = photos.shape[1]
@@ -279,10 +243,10 @@ def refine_features(features: Features, rank: int = DEFAULT_RANK, basis: Basis =
         axes = haar_basis(dims)
     else:
         raise ValueError(f"unknown basis {basis!r}; choose 'pca' or 'haar'")
-    tile_coarse, tile_res, tile_tail = _rotate(features.tiles, axes, rank, segment)
+    tile_coarse, tile_res, tile_tail = rotate(features.tiles, axes, rank, segment)
     n_photos, n_crops = features.n_photos, features.n_crops
     flat = features.photos[..., :dims].reshape(-1, dims)
-    coarse, photo_res, photo_tail = _rotate(flat, axes, rank, segment)
+    coarse, photo_res, photo_tail = rotate(flat, axes, rank, segment)
     photo_coarse = np.empty((n_photos, n_crops, rank + 3), dtype=np.float32)
     photo_coarse[..., :rank + 1] = coarse.reshape(n_photos, n_crops, rank + 1)
     photo_coarse[..., rank + 1] = 1.0
