@@ -111,6 +111,8 @@ def rotate(rows: np.ndarray, basis: np.ndarray, rank: int, segment: int
     tails : ndarray, shape (n, S)
         Norm of the residual from each segment on.
 
+    Notes
+    -----
     The residual is padded with zeros to ``R``, a multiple of 16 floats, so that every row
     starts on a cache line (unaligned rows cost the kernel about 20%, measured).
     """
