@@ -18,8 +18,9 @@
  * them; blocks are visited in groups of 24 photos so that rows are reused from L2.
  *
  * With a cap, cap(i, j) = (row[i] + col[j]) * scale[i] for the job's tile i and photo j,
- * a pair only needs its exact cost when that cost is below its cap: a pair whose smallest bound reaches the cap, or whose first
- * candidate's bound does after some residual segments, is written as that bound (at
+ * a pair only needs its exact cost when that cost is below its cap: a pair whose smallest
+ * bound reaches the cap, or whose first candidate's bound does after some residual
+ * segments (and its second smallest bound too), is written as that bound (at
  * least the cap) with crop PD_PRUNED, and no candidate beyond the cap is refined. Passes
  * that only look for small costs (minima, the cheapest few) skip most residual products.
  *
@@ -71,7 +72,8 @@ typedef void (*acc4_fn)(const float *t, const float **p, int64_t n, float **acc)
 /* ---------------------------------------------------------------- portable kernels */
 
 /* Eight independent accumulators: the compiler vectorises the lanes (SSE2 at least). */
-static inline __attribute__((always_inline)) float dot1_portable(const float *a, const float *b, int64_t n)
+static inline __attribute__((always_inline)) float dot1_portable(const float *a,
+                                                                 const float *b, int64_t n)
 {
     float acc[8] = {0};
     int64_t d = 0;
@@ -85,7 +87,8 @@ static inline __attribute__((always_inline)) float dot1_portable(const float *a,
 }
 
 /* acc[q][l] += lane l of dot(t, p[q]) over n floats, for q < 4. */
-static inline __attribute__((always_inline)) void acc4_portable(const float *t, const float **p, int64_t n, float **acc)
+static inline __attribute__((always_inline)) void acc4_portable(const float *t, const float **p,
+                                                                int64_t n, float **acc)
 {
     for (int q = 0; q < 4; q++) {
         int64_t d = 0;
@@ -108,7 +111,8 @@ __attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v)
     return _mm_cvtss_f32(h);
 }
 
-__attribute__((target("avx2,fma"), always_inline)) static inline float dot1_avx2(const float *a, const float *b,
+__attribute__((target("avx2,fma"), always_inline)) static inline float
+dot1_avx2(const float *a, const float *b,
                                                             int64_t n)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
@@ -129,7 +133,8 @@ __attribute__((target("avx2,fma"), always_inline)) static inline float dot1_avx2
 
 /* One tile chunk against four crop rows: each tile load feeds four FMAs, two chains per
    pair hide the FMA latency; the lane sums stay in `acc` between chunks. */
-__attribute__((target("avx2,fma"), always_inline)) static inline void acc4_avx2(const float *t, const float **p,
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+acc4_avx2(const float *t, const float **p,
                                                            int64_t n, float **acc)
 {
     const float *p0 = p[0], *p1 = p[1], *p2 = p[2], *p3 = p[3];
@@ -206,7 +211,8 @@ typedef struct {
 
 /* Pair (i, j) whose best so far is *best (candidate *best_k): refine the candidates of the
    mask `open` in increasing bound order, each segment by segment until its bound reaches
-   the smaller of the best cost and the cap, plus the margin. Returns the candidates refined, the first one included.
+   the smaller of the best cost and the cap, plus the margin. Returns the candidates
+   refined, the first one included.
    Needs S >= 1 (checked by the caller). */
 static inline __attribute__((always_inline)) int64_t
 refine_open(const Job *job, int64_t i, int64_t j, uint64_t open, float cap, float *best,
@@ -259,6 +265,24 @@ refine_open(const Job *job, int64_t i, int64_t j, uint64_t open, float cap, floa
     return started;
 }
 
+/* Where pair (i, j) of the job (block offsets included) is written in cost and crop. */
+static inline int64_t pair_at(const Job *job, int64_t i, int64_t j)
+{
+    return job->photo_major ? (job->col0 + j) * job->ld + job->row0 + i
+                            : (job->row0 + i) * job->ld + job->col0 + j;
+}
+
+/* A capped pair whose first candidate's bound reached `limit` (the cap plus the margin):
+   dropped, with its best bound in *low, when its second smallest bound has too; else only
+   the first candidate stops. */
+static inline uint8_t drop_first(float bound, float second, float limit, float *low)
+{
+    if (!(second >= limit))
+        return PD_DROP_FIRST;
+    *low = bound < second ? bound : second;
+    return PD_DROPPED;
+}
+
 /* The first candidate of a capped pair on its own (few pairs of a block are left): its
    residual product segment by segment, into lane 0 of `lane`, until the Cauchy-Schwarz
    bound on the rest reaches the cap. Returns the pair's state as run_block's loop would
@@ -277,12 +301,8 @@ first_alone(const Job *job, int64_t i, int64_t j, int64_t k, float cap, float se
     for (int64_t s = 0; s < S; s++) {
         if (s > 0) {
             const float bound = *low + job->scale * (full - partial - tt[s] * tp[s]);
-            if (bound >= limit) {
-                if (!(second >= limit))
-                    return PD_DROP_FIRST;
-                *low = bound < second ? bound : second;
-                return PD_DROPPED;
-            }
+            if (bound >= limit)
+                return drop_first(bound, second, limit, low);
         }
         const int64_t lo = s * seg, hi = lo + seg < R ? lo + seg : R;
         partial += dot1(rt + lo, rp + lo, hi - lo);
@@ -345,9 +365,7 @@ plain_block(const Job *job, int64_t i0, int64_t ni, int64_t j0, int64_t nj, Coun
                                       &best_k, counts, dot1);
             counts->started += started;
             counts->hist[started]++;
-            const int64_t at = job->photo_major
-                                   ? (job->col0 + j0 + j) * job->ld + job->row0 + i0 + i
-                                   : (job->row0 + i0 + i) * job->ld + job->col0 + j0 + j;
+            const int64_t at = pair_at(job, i0 + i, j0 + j);
             job->cost[at] = low[j][i];
             job->crop[at] = (uint8_t)best_k;
         }
@@ -448,14 +466,10 @@ run_block(const Job *job, int64_t i0, int64_t ni, int64_t j0, int64_t nj, Counts
                 const float *tt = job->tile_tail + job->tiles[i0 + i] * S;
                 const float bound = low[j][i] + scale * (tt[0] * tp[0] - lane_sum(acc[j][i])
                                                          - tt[s] * tp[s]);
-                if (!(bound >= cap[j][i] + margin)) {
+                if (bound >= cap[j][i] + margin) /* a dropped pair's low is its best bound */
+                    alive[j][i] = drop_first(bound, second[j][i], cap[j][i] + margin, &low[j][i]);
+                else
                     live++;
-                } else if (second[j][i] >= cap[j][i] + margin) {
-                    alive[j][i] = PD_DROPPED; /* written as its best bound, below */
-                    low[j][i] = bound < second[j][i] ? bound : second[j][i];
-                } else {
-                    alive[j][i] = PD_DROP_FIRST;
-                }
             }
         }
     }
@@ -464,9 +478,7 @@ run_block(const Job *job, int64_t i0, int64_t ni, int64_t j0, int64_t nj, Counts
         const float *lb = job->lb + (j0 + j) * K * nt + i0;
         const int64_t photo = job->photos[j0 + j];
         for (int64_t i = 0; i < ni; i++) {
-            const int64_t at = job->photo_major
-                                   ? (job->col0 + j0 + j) * job->ld + job->row0 + i0 + i
-                                   : (job->row0 + i0 + i) * job->ld + job->col0 + j0 + j;
+            const int64_t at = pair_at(job, i0 + i, j0 + j);
             if (alive[j][i] == PD_DROPPED) { /* every candidate's bound reached the cap */
                 pruned++;
                 job->cost[at] = low[j][i];

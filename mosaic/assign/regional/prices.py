@@ -74,7 +74,7 @@ def _c_transform(scoring: Scoring, weights: np.ndarray, tiles: np.ndarray,
 def _tile_block(scoring: Scoring, weights: np.ndarray, tiles: np.ndarray,
                 prices: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For a block of tiles: ``u_t = min_i (w_t c_ti + p_i)`` and each tile's candidates."""
-    duals, best, best_cost = tile_best(scoring, weights, tiles, prices.astype(np.float32), keep)
+    duals, best, best_cost = tile_best(scoring, weights, tiles, prices, keep)
     return duals.astype(np.float64), best, best_cost
 
 
@@ -216,7 +216,9 @@ def reduced_costs(scoring: Scoring, weights: np.ndarray, prices: np.ndarray,
     shared_weights = runner.share(weights)
     features = base_features(scoring)
     keep = max(1, min(keep, features.n_photos))
-    shared_prices = runner.share(np.asarray(prices, dtype=np.float64))
+    # The scans add prices to float32 costs: converted once, not in every task.
+    prices32 = np.asarray(prices, dtype=np.float32)
+    shared_prices = runner.share(prices32)
     tasks = [(shared, shared_weights, np.arange(first, last), shared_prices, keep)
              for first, last in chunks(features.n_tiles, block_tiles)]
     duals = np.empty(features.n_tiles)
@@ -228,7 +230,6 @@ def reduced_costs(scoring: Scoring, weights: np.ndarray, prices: np.ndarray,
         duals[block] = block_duals
         candidates.photos[block], candidates.cost[block] = best, best_cost
     reduced = _candidate_minima(candidates, duals, grid, features.n_photos)
-    prices32 = np.asarray(prices, dtype=np.float32)
     # Each tile's last candidate value less its dual: the region scan's floors.
     gaps = ((candidates.cost + prices32[candidates.photos]).max(axis=1)
             - duals.astype(np.float32))
