@@ -87,7 +87,7 @@ FAST_TESTS := tests/test_layout.py tests/test_cost.py tests/test_assign.py \
   tests/test_method_choice.py tests/test_regional.py tests/test_regional_allocation.py \
   tests/test_render.py tests/test_structure.py tests/test_phone_photos.py \
   tests/test_download.py tests/test_instagram_export.py tests/test_manifest_entries.py \
-  tests/test_forked.py
+  tests/test_forked.py tests/test_regional_sparse.py tests/test_rotated_only.py
 
 setup-312: $(STAMP312)
 

@@ -16,12 +16,14 @@ workers' own peak, sampled, in "workers MB"); the method ``auto`` chose and its 
 proven lower bound.
 
 Run ``python -m benchmarks.bench_builds`` (10,000 photos), ``--photos 10000,50000,100000``,
-``--cluster`` to add the cluster rows, ``--max-memory 1GB`` to pass a budget.
+``--cluster`` to add the cluster rows (``--cluster-only``: those alone; regional rows print
+a placement digest, so runs made apart compare), ``--max-memory 1GB`` to pass a budget.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -167,7 +169,14 @@ def stage_line(name: str, count: int, metrics: dict[str, object]) -> str:
     if not seconds:
         return ""
     parts = ", ".join(f"{stage} {value:.0f}" for stage, value in seconds.items())
-    return f"{name}, {count:,} photos, regional stages (s): {parts}"
+    return (f"{name}, {count:,} photos, regional stages (s): {parts}; placement "
+            f"{placement_digest(metrics)}")
+
+
+def placement_digest(metrics: dict[str, object]) -> str:
+    """Short SHA-256 of a row's placement: rows of separate runs compare by it."""
+    placement = json.dumps(metrics.get("placement"), separators=(",", ":"))
+    return hashlib.sha256(placement.encode()).hexdigest()[:16]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -175,6 +184,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--photos", default="10000", help="comma-separated photo counts")
     parser.add_argument("--cluster", action="store_true",
                         help="also build each count on a local Dask cluster")
+    parser.add_argument("--cluster-only", action="store_true",
+                        help="only the cluster rows (compare their placement digests with "
+                        "a run without it)")
     parser.add_argument("--max-memory", default=None, help="pass --max-memory to the builds")
     parser.add_argument("--cache", type=Path, default=default_cache())
     return parser.parse_args(argv)
@@ -192,8 +204,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if distinct < count:
             print(f"{count:,} photos hold {distinct:,} distinct ones: {distinct:,} tiles",
                   file=sys.stderr, flush=True)
-        kinds = [("default command", None)] + ([("on a Dask cluster", "cluster")]
-                                              if args.cluster else [])
+        kinds = ([] if args.cluster_only else [("default command", None)]) + (
+            [("on a Dask cluster", "cluster")] if args.cluster or args.cluster_only else [])
         placements = {}
         for name, kind in kinds:
             print(f"--- {name} at {count:,} photos (load {os.getloadavg()[0]:.2f})",

@@ -1,7 +1,8 @@
 """Long C calls that hold the interpreter lock, run in a forked child so a stop stays prompt.
 
-SciPy's sparse assignment (:func:`scipy.sparse.csgraph.min_weight_full_bipartite_matching`)
-keeps the interpreter lock for its whole run (78 s at 50,000 photos, minutes at 100,000):
+The regional method's global sparse solve (OR-Tools' min-cost flow, before it SciPy's
+:func:`scipy.sparse.csgraph.min_weight_full_bipartite_matching`) keeps the interpreter
+lock for its whole run (15 s at 100,000 photos; SciPy's took minutes there):
 a Python signal handler cannot run meanwhile, so Ctrl-C and SIGTERM would wait for it, and
 a thread does not help (it holds the lock there too). :func:`run_forked` runs such a call in
 a ``fork`` of this process (the arrays are shared copy-on-write, nothing is pickled or
@@ -46,7 +47,7 @@ def run_forked(compute: Callable[[], tuple[np.ndarray, ...]]) -> tuple[np.ndarra
     Raises
     ------
     ValueError
-        ``compute`` raised one (SciPy's "no full matching exists"), with its message.
+        ``compute`` raised one (as SciPy's "no full matching exists"), with its message.
     MosaicError
         The child died or failed otherwise.
     """
@@ -54,7 +55,7 @@ def run_forked(compute: Callable[[], tuple[np.ndarray, ...]]) -> tuple[np.ndarra
     read_end, write_end = os.pipe()
     with warnings.catch_warnings():
         # Python 3.12 warns on every fork of a process with threads. The child runs only
-        # NumPy and SciPy's C code (malloc is fork-safe in glibc) and leaves with _exit.
+        # NumPy, SciPy or OR-Tools C code (glibc's malloc is fork-safe), then _exit.
         warnings.simplefilter("ignore", DeprecationWarning)
         pid = os.fork()
     if pid == 0:  # the child: never returns into the caller's stack

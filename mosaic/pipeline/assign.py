@@ -45,7 +45,7 @@ from mosaic.pipeline.results import (
 )
 from mosaic.pipeline.score import features
 from mosaic.progress import stage
-from mosaic.scoring import for_scoring
+from mosaic.scoring import for_scoring, rotated_only
 
 logger = logging.getLogger("mosaic.scale")
 
@@ -227,8 +227,9 @@ def _arrange_regional(chosen: AssignPlan, library: LibraryResult, target: Target
                       weights: FileRef | None, metric: Metric, workdir: str,
                       request: ScaleRequest, shift: float) -> AssignResult:
     # Coarse-to-fine when it pays: every pass of the regional method scores all pairs.
-    scoring = for_scoring(repeated_features(features(library, target, metric, shift),
-                                            chosen.max_uses))
+    # Only the rotated copy of the photos' features is kept (one copy, not two).
+    scoring = rotated_only(for_scoring(repeated_features(
+        features(library, target, metric, shift), chosen.max_uses)))
     tile_weight = np.load(weights.path, allow_pickle=False) if weights is not None else None
     label = _label("regional", weights)
     layout: Layout = target.layout

@@ -7,7 +7,9 @@ blocks, and every step that touches all tiles x photos streams over blocks on Da
 
 1. **Coarse prices.** ``samples`` disjoint random subproblems (1/``share`` of the tiles
    against 1/``share`` of the photos, so supply and demand keep their proportions) are
-   solved exactly. Each one's tile duals, c-transformed against every photo
+   solved exactly (``share`` grows where two such subproblems would hold more than a
+   quarter of the memory budget: :func:`~mosaic.assign.regional.prices.bounded_share`).
+   Each one's tile duals, c-transformed against every photo
    (``p_i = max(0, max_t (u_t - c_ti))``), are estimates of the global photo prices;
    their mean is a better one (the dual is concave, and the noise averages out).
 2. **Reduced costs** (two streaming passes over all tiles x photos): ``u_t = min_i (c_ti +
@@ -25,10 +27,12 @@ blocks, and every step that touches all tiles x photos streams over blocks on Da
 4. **Regions** are solved exactly (:func:`mosaic.assign.exact.solve_dense`),
    in parallel on Dask, and stitched (each photo is in one region, so none is used twice).
 5. **Global sparse solve**: all tiles at once, exactly, over the candidate edges and the
-   stitched ones (:func:`~mosaic.assign.regional.sparse.sparse_solve`): photos move across
+   stitched ones, as a min-cost flow (OR-Tools;
+   :func:`~mosaic.assign.regional.sparse.sparse_solve`): photos move across
    regions, and photos the allocation left out come back. At 10,000 photos it closes the
-   gap to the bound from 0.64 % to 0.24 % in 7 s, where the pair repair below needed five
-   sweeps and 139 s to reach 0.24 % from the stitched start.
+   gap to the bound from 0.64 % to 0.24 % (7 s with SciPy's solver then, 0.5 s now),
+   where the pair repair below needed five sweeps and 139 s to reach 0.24 % from the
+   stitched start.
 6. **Repair**, only while the gap to the bound is above :data:`REPAIR_GAP`: pairs of
    neighbouring regions (their tiles and their photos) are solved together; a pair's new
    assignment is kept only when it is cheaper, so the objective never rises. Pairs are
@@ -72,6 +76,7 @@ from mosaic.assign.regional.prices import (
     COARSE_SHARE,
     Candidates,
     CoarseSamples,
+    bounded_share,
     c_transform_prices,
     dual_bound,
     reduced_costs,
@@ -88,10 +93,10 @@ from mosaic.assign.regional.repair import (
 )
 from mosaic.assign.regional.sparse import sparse_solve
 from mosaic.assign.result import Assignment, check_weights
-from mosaic.blocks import BLOCK_BYTES, BlockRunner, Features, pair_cost
+from mosaic.blocks import BLOCK_BYTES, BlockRunner
 from mosaic.errors import MosaicError
 from mosaic.machine import peak_memory_bytes
-from mosaic.scoring import Scoring, base_features
+from mosaic.scoring import Scoring, base_features, scoring_pair_cost
 
 #: The repair stops when a sweep gains less than this share of the objective.
 REPAIR_STOP = 1e-5
@@ -106,9 +111,9 @@ __all__ = [
     "MIN_GAIN", "REGION_TILES", "REPAIR_GAP", "REPAIR_STOP", "SPARE_SHARE", "STAGES",
     "Candidates", "CoarseSamples", "RegionGrid",
     "RegionalReport", "RegionalResult", "RepairStats", "allocate", "assign_regional",
-    "c_transform_prices", "check_assignment", "default_regions", "dual_bound", "pair_bytes",
-    "reduced_costs", "region_shape", "repair", "solve_coarse", "solve_regions",
-    "solve_with_prices", "sparse_solve", "split_grid",
+    "bounded_share", "c_transform_prices", "check_assignment", "default_regions",
+    "dual_bound", "pair_bytes", "reduced_costs", "region_shape", "repair", "solve_coarse",
+    "solve_regions", "solve_with_prices", "sparse_solve", "split_grid",
 ]
 
 
@@ -190,13 +195,14 @@ def _weighted_objective(weights: np.ndarray, tile_cost: np.ndarray) -> float:
     return float(np.dot(weights, tile_cost.astype(np.float64)))
 
 
-def _solve_sparse(features: Features, weights: np.ndarray, candidates: Candidates,
+def _solve_sparse(scoring: Scoring, weights: np.ndarray, candidates: Candidates,
                   photo_of_tile: np.ndarray, tile_cost: np.ndarray, objective: float,
                   duals: np.ndarray) -> tuple[np.ndarray, float, int]:
     """:func:`sparse_solve`, kept only if its exact objective is lower (float32 candidates)."""
+    features = base_features(scoring)
     better, edges = sparse_solve(candidates, photo_of_tile, tile_cost, features.n_photos,
                                  duals)
-    new_cost, _ = pair_cost(features, np.arange(features.n_tiles), better)
+    new_cost, _ = scoring_pair_cost(scoring, np.arange(features.n_tiles), better)
     new = _weighted_objective(weights, new_cost)
     if new < objective:
         return better, new, edges
@@ -230,7 +236,8 @@ def assign_regional(scoring: Scoring, grid_shape: tuple[int, int],
     runner : BlockRunner, optional
         Local Dask threads (default) or a cluster client.
     coarse_share, coarse_samples : int
-        Coarse price estimate settings (see :func:`coarse_prices`).
+        Coarse price estimate settings (see :func:`solve_coarse`); the share grows where
+        the subproblems would not fit the budget (:func:`bounded_share`).
     max_sweeps : int
         Repair sweeps at most.
     time_limit : float, optional
@@ -280,8 +287,10 @@ def assign_regional(scoring: Scoring, grid_shape: tuple[int, int],
             progress(1)
 
     begun = time.perf_counter()
-    coarse = solve_coarse(scoring, w, runner, coarse_share, coarse_samples, seed)
-    report.coarse = {"share": float(coarse_share), "samples": float(len(coarse.tiles))}
+    share = bounded_share(tiles, photos, max_memory, runner.workers, coarse_share,
+                          coarse_samples)
+    coarse = solve_coarse(scoring, w, runner, share, coarse_samples, seed)
+    report.coarse = {"share": float(share), "samples": float(len(coarse.tiles))}
     stage("coarse solves", begun)
 
     begun = time.perf_counter()
@@ -302,13 +311,13 @@ def assign_regional(scoring: Scoring, grid_shape: tuple[int, int],
 
     begun = time.perf_counter()
     photo_of_tile = solve_regions(scoring, w, grid, region_of, runner)
-    tile_cost, _ = pair_cost(features, np.arange(tiles), photo_of_tile)
+    tile_cost, _ = scoring_pair_cost(scoring, np.arange(tiles), photo_of_tile)
     report.start_objective = _weighted_objective(w, tile_cost)
     stage("region solves", begun)
 
     begun = time.perf_counter()
     photo_of_tile, report.sparse_objective, report.sparse_edges = _solve_sparse(
-        features, w, candidates, photo_of_tile, w * tile_cost, report.start_objective, duals)
+        scoring, w, candidates, photo_of_tile, w * tile_cost, report.start_objective, duals)
     del candidates
     region_of[:] = -1  # each photo now belongs to its tile's region; the rest are left out
     region_of[photo_of_tile] = grid.labels
@@ -330,7 +339,7 @@ def assign_regional(scoring: Scoring, grid_shape: tuple[int, int],
     stage("repair", begun)
 
     check_assignment(photo_of_tile, photos)
-    tile_cost, best_crop = pair_cost(features, np.arange(tiles), photo_of_tile)
+    tile_cost, best_crop = scoring_pair_cost(scoring, np.arange(tiles), photo_of_tile)
     report.objective = _weighted_objective(w, tile_cost)
     report.gap = exact.relative_gap(report.objective, report.lower_bound)
     report.peak_memory_bytes = peak_memory_bytes()

@@ -6,6 +6,7 @@ level functions so that a cluster can unpickle them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,12 +19,20 @@ from mosaic.scoring import Scoring, base_features, scoring_cost
 
 #: Tiles x photos share of each coarse subproblem is 1 / COARSE_SHARE in each direction.
 COARSE_SHARE = 4
+#: Bytes a coarse subproblem holds per tile-photo pair while it is solved (its float32
+#: costs and uint8 crops).
+COARSE_PAIR_BYTES = 5
+#: Share of the memory budget the coarse subproblems in flight may hold together. At
+#: 100,000 photos, subproblems of a quarter of the tiles and photos held 3.1 GB each, and
+#: two in flight took the build to 11.9 GB where its budget was 8 GB.
+COARSE_MEMORY_SHARE = 0.25
 #: Coarse subproblems solved (disjoint samples); their price estimates are averaged. Two
 #: instead of four halve the coarse solves and the c-transform pass for +0.014% and
 #: +0.021% objective at 10,000 photos (grace_hopper, obama; bound 0.15-0.19% lower).
 COARSE_SAMPLES = 2
-#: Photos kept per tile for the global sparse solve. 16 instead of 32 halve its time (9.0 s
-#: -> 4.9 s at 10,000 photos) for +0.031% objective on both grace_hopper and obama.
+#: Photos kept per tile for the global sparse solve. 16 instead of 32 halved its time with
+#: SciPy's solver (9.0 s -> 4.9 s at 10,000 photos; OR-Tools' now takes 0.5 s) for +0.031%
+#: objective on both grace_hopper and obama.
 CANDIDATES = 16
 #: Photos per task of the passes that scan photos (the c-transform, the reduced costs).
 SCAN_BLOCK_PHOTOS = 2048
@@ -51,6 +60,20 @@ def solve_with_prices(cost: np.ndarray, weights: np.ndarray, threads: int = 1
     if prices.size:
         prices -= prices.min()
     return photo_of_tile, prices
+
+
+def bounded_share(tiles: int, photos: int, max_memory: int, workers: int,
+                 least: int = COARSE_SHARE, samples: int = COARSE_SAMPLES) -> int:
+    """The coarse subproblems' share: ``least``, or more where their matrices need it.
+
+    The samples in flight (``min(samples, workers)``, each ``tiles / share`` x ``photos /
+    share`` pairs of :data:`COARSE_PAIR_BYTES`) hold at most :data:`COARSE_MEMORY_SHARE` of
+    ``max_memory``. With the default 8 GB budget on two workers this keeps ``least`` up
+    to about 56,000 tiles and photos (50,000: share 4) and gives 8 at 100,000.
+    """
+    in_flight = max(1, min(samples, workers))
+    pairs = max(1.0, COARSE_MEMORY_SHARE * max_memory / (in_flight * COARSE_PAIR_BYTES))
+    return max(least, math.ceil(math.sqrt(tiles * photos / pairs)))
 
 
 def _coarse_duals(scoring: Scoring, weights: np.ndarray, tiles: np.ndarray,
