@@ -7,6 +7,12 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from mosaic.assign.regional import Candidates, assign_regional, sparse_solve
+from mosaic.assign.regional.sparse import (
+    COST_STEPS,
+    cost_steps,
+    integer_costs,
+    min_cost_matching,
+)
 from mosaic.blocks import BlockRunner
 from tests.regional_helpers import MEDIUM_GRID, check_valid, medium_problem
 
@@ -71,3 +77,32 @@ def test_assign_regional_reports_the_sparse_stage() -> None:
     assert "global sparse solve" in report.seconds
     assert any("global sparse solve over" in line for line in lines)
     assert report.start_objective >= report.sparse_objective >= report.objective - 1e-9
+
+
+@pytest.mark.parametrize("size", [10, 100_000, 200_000, 2_000_000])
+def test_cost_steps_keep_the_flow_costs_in_64_bits(size: int) -> None:
+    steps = cost_steps(size, size)
+    assert 1 <= steps <= COST_STEPS
+    assert steps * (2 * size + 2) * size <= 2**62
+    if size <= 100_000:
+        assert steps == COST_STEPS  # the benchmarked builds keep the full precision
+
+
+def test_integer_costs_round_by_half_a_step_at_most() -> None:
+    weights = np.random.default_rng(3).normal(0.0, 0.3, 1000)
+    steps = 1000
+    rounded = integer_costs(weights, steps)
+    step = (weights.max() - weights.min()) / steps
+    assert rounded.min() == 0 and rounded.max() == steps
+    np.testing.assert_array_less(np.abs(rounded * step + weights.min() - weights), step / 2 + 1e-12)
+    assert (integer_costs(np.full(5, 0.7)) == 0).all()  # one value: no range to divide
+
+
+def test_min_cost_matching_is_the_exact_optimum_over_all_edges() -> None:
+    cost = _problem(20, 35, seed=9).astype(np.float64)
+    rows, cols = np.divmod(np.arange(cost.size), cost.shape[1])
+    result = min_cost_matching(rows, cols, cost.ravel(), 20, 35)
+    check_valid(result, 20, 35)
+    expected_rows, expected_cols = linear_sum_assignment(cost)
+    assert cost[np.arange(20), result].sum() == pytest.approx(
+        cost[expected_rows, expected_cols].sum(), abs=1e-6)

@@ -25,24 +25,33 @@ from ortools.graph.python import min_cost_flow
 from mosaic.assign.regional.prices import Candidates
 from mosaic.forked import run_forked
 
-__all__ = ["COST_STEPS", "sparse_solve"]
+__all__ = ["COST_STEPS", "cost_steps", "integer_costs", "min_cost_matching", "sparse_solve"]
 
-#: Integer steps the edge costs are rounded onto (the flow solver takes integer costs).
-#: It multiplies costs by about the node count while scaling, and sums a flow's cost in
-#: 64 bits: 1e8 steps leave room for 4e10 nodes x tiles, and round each edge by at most
-#: 5e-9 of the cost range, far below the float32 costs' own precision.
+#: Integer steps the edge costs are rounded onto (the flow solver takes integer costs):
+#: each edge moves by at most 5e-9 of the cost range, far below float32 precision.
 COST_STEPS = 10**8
 
 
-def integer_costs(weights: np.ndarray) -> np.ndarray:
-    """``weights`` shifted to start at 0 and rounded onto :data:`COST_STEPS` steps.
+def cost_steps(tiles: int, photos: int) -> int:
+    """:data:`COST_STEPS`, fewer where the flow's 64-bit costs could overflow.
+
+    The solver multiplies costs by about the node count while scaling and sums a flow of
+    ``tiles`` units, so steps x nodes x tiles stays under 2^62 (1e8 up to about 150,000
+    tiles and photos).
+    """
+    nodes = tiles + photos + 2
+    return int(max(1, min(COST_STEPS, 2**62 // (nodes * max(1, tiles)))))
+
+
+def integer_costs(weights: np.ndarray, steps: int = COST_STEPS) -> np.ndarray:
+    """``weights`` shifted to start at 0 and rounded onto ``steps`` steps.
 
     Every tile takes exactly one edge, so a shift common to all edges changes every full
     matching's cost alike; only the rounding (at most half a step an edge) can reorder
     matchings, and the caller keeps a result only if its exact cost is lower.
     """
     low, high = float(weights.min()), float(weights.max())
-    step = (high - low) / COST_STEPS or 1.0
+    step = (high - low) / steps or 1.0
     return np.rint((weights - low) / step).astype(np.int64)
 
 
@@ -74,7 +83,8 @@ def min_cost_matching(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, t
                             tiles + np.arange(photos, dtype=np.int64)])
     heads = np.concatenate([np.arange(tiles, dtype=np.int64), tiles + cols,
                             np.full(photos, sink, dtype=np.int64)])
-    costs = np.concatenate([np.zeros(tiles, dtype=np.int64), integer_costs(weights),
+    costs = np.concatenate([np.zeros(tiles, dtype=np.int64),
+                            integer_costs(weights, cost_steps(tiles, photos)),
                             np.zeros(photos, dtype=np.int64)])
     flow = min_cost_flow.SimpleMinCostFlow()
     arcs = flow.add_arcs_with_capacity_and_unit_cost(
