@@ -99,3 +99,29 @@ def test_the_child_dies_with_a_killed_parent(tmp_path):
     parent.kill()
     parent.communicate(timeout=10)
     assert _gone(child, 5)
+
+
+def test_a_stop_at_any_moment_of_many_forks_ends_parent_and_child():
+    """A stop between a fork and the wait once left the child running (3 of 30 stops)."""
+    program = textwrap.dedent("""
+        import sys, time
+        from mosaic.forked import run_forked
+        print("ready", flush=True)
+        for _ in range(2000):
+            run_forked(lambda: ())
+        run_forked(lambda: (time.sleep(60), ())[1])
+    """)
+    hung = 0
+    for delay in np.linspace(0.0, 0.4, 12):
+        parent = subprocess.Popen([sys.executable, "-c", program], cwd=ROOT, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert parent.stdout.readline().strip() == "ready"
+        time.sleep(float(delay))
+        parent.send_signal(signal.SIGINT)
+        try:
+            parent.communicate(timeout=8)  # EOF only once the child has gone too
+        except subprocess.TimeoutExpired:
+            hung += 1
+            parent.kill()
+            parent.communicate()
+    assert hung == 0
