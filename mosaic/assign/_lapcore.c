@@ -48,6 +48,10 @@
 
 #define LC_INF HUGE_VAL
 #define LC_BLOCK 16
+/* Column lowerings one row may cause in the exact stage before it is freed instead:
+ * two rows can lower each other's columns by ever smaller slacks (a CI build once spun
+ * there for minutes). A freed row is inserted by a shortest augmenting path: still exact. */
+#define LC_MAX_LOWERINGS 16
 
 enum {
     LC_STAT_BIDS,

@@ -410,6 +410,8 @@ static void FN(make_exact_rows)(Worker *w)
     double v1, p1, v2, lowest = LC_INF;
     int64_t *work = w->freed;
     unsigned char *queued = s->final; /* all zero outside augment_row */
+    /* NULL (no memory) frees a row at its first lowering instead: also exact. */
+    unsigned char *lowerings = calloc((size_t)n_real, 1);
     for (int64_t i = 0; i < n_real; i++) {
         FN(best_two)(w, i, &j1, &v1, &p1, &v2);
         s->u[i] = v1;
@@ -444,15 +446,18 @@ static void FN(make_exact_rows)(Worker *w)
         double price = s->u[i] - c;
         while (c + price > s->u[i])
             price = nextafter(price, -LC_INF);
-        if (n_real == s->n_cols || price < lowest) {
+        const int spent = lowerings == NULL || lowerings[i] >= LC_MAX_LOWERINGS;
+        if (n_real == s->n_cols || price < lowest || spent) {
             if (n_real < s->n_cols)
                 FN(lower_column)(w, j, lowest, queued, work, &n_work);
             FN(release)(s, i, &n_free);
         } else {
+            lowerings[i]++;
             FN(lower_column)(w, j, price, queued, work, &n_work);
             w->stats[LC_STAT_LOWERED]++;
         }
     }
+    free(lowerings);
     for (int64_t i = 0; i < n_real; i++)
         if (s->thresh[i] == -LC_INF)
             FN(scan)(w, i);
