@@ -57,7 +57,8 @@ def test_a_child_that_dies_is_one_clear_error():
 def _waiting_parent(tmp_path: Path) -> tuple[subprocess.Popen, int]:
     """A process waiting on a forked child that sleeps; returns it and the child's pid."""
     program = textwrap.dedent(f"""
-        import os, time
+        import os, signal, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignored
         from mosaic.forked import run_forked
         def compute():
             with open({str(tmp_path / "child")!r}, "w") as f:
@@ -104,7 +105,8 @@ def test_the_child_dies_with_a_killed_parent(tmp_path):
 def test_a_stop_at_any_moment_of_many_forks_ends_parent_and_child():
     """A stop between a fork and the wait once left the child running (3 of 30 stops)."""
     program = textwrap.dedent("""
-        import sys, time
+        import signal, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignored
         from mosaic.forked import run_forked
         print("ready", flush=True)
         for _ in range(2000):
