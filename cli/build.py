@@ -121,8 +121,9 @@ def build(
                       ] = "lab",
     crops: Annotated[Optional[int], typer.Option(
         help="Square crop candidates per photo, the best per tile used: the centre, the "
-             "two ends of the long side, four zoomed corners, then five more zoomed squares "
-             f"and a close centre (1 = centre only; default {DEFAULT_CROPS} up to "
+             "two ends of the long side, four zoomed corners, five more zoomed squares, a "
+             "close centre, then shifted slightly zoomed and close squares (1 = centre "
+             f"only; default {DEFAULT_CROPS} up to "
              f"{MANY_PHOTOS:,} photo files, {LARGE_LIBRARY_CROPS} above).")
     ] = None,
     feature_size: Annotated[int, typer.Option(help="Scoring resolution (s x s).")

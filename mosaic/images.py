@@ -274,8 +274,8 @@ def _draft_keeping(image: Image.Image, min_side: int) -> None:
     image.draft("RGB", requested)
 
 
-MAX_CROP_BOXES = 13
-"""Crop candidates :func:`square_crop_boxes` can give."""
+MAX_CROP_BOXES = 30
+"""Crop candidates :func:`crop_boxes` can give."""
 _CLOSE = 0.6  # the close centre's side, in short sides: a tighter view of the subject
 
 
@@ -292,11 +292,15 @@ def crop_boxes(width: int, height: int, count: int, aspect: float = 1.0) -> list
 
     The candidates are: the centred box (the largest of ``aspect`` inside the image); the
     two ends of the long side; then zoomed boxes (three quarters of that size) at the four
-    corners, at the centre and at the middle of the four sides; last a close centre (0.6
-    of it). Candidates that coincide (an image of the same aspect has no distinct
-    "ends") are dropped, so fewer than ``count`` boxes may come back (11 of 13 for a
-    square image and square tiles). Libraries cached by earlier versions, which stopped
-    after the corners, keep the boxes they were cut with.
+    corners, at the centre and at the middle of the four sides; a close centre (0.6 of
+    it); then slightly zoomed boxes (0.85) at the centre, the four corners and the four
+    side middles, and close boxes (0.6) at the four corners and the four side middles.
+    No box is closer than the close centre: a tile still shows most of its photo. Each
+    candidate keeps its place when more are asked for, so the first ``k`` of any longer
+    list are the ``k``-candidate list. Candidates that coincide (an image of the same
+    aspect has no distinct "ends") are dropped, so fewer than ``count`` boxes may come
+    back (11 of 13 and 28 of 30 for a square image and square tiles). Libraries cached by
+    earlier versions keep the boxes they were cut with.
 
     Parameters
     ----------
@@ -335,6 +339,9 @@ def crop_boxes(width: int, height: int, count: int, aspect: float = 1.0) -> list
               ((1 - zw) / 2, 0.0, (1 + zw) / 2, zh), ((1 - zw) / 2, 1 - zh, (1 + zw) / 2, 1.0)]
     cw, ch = _CLOSE * fw, _CLOSE * fh
     boxes.append(((1 - cw) / 2, (1 - ch) / 2, (1 + cw) / 2, (1 + ch) / 2))
+    # Shifted views around the 3/4 ones: a tile's best match is often a little off them.
+    boxes += _ring(0.85 * fw, 0.85 * fh, with_centre=True)
+    boxes += _ring(cw, ch, with_centre=False)
     unique: list[Box] = []
     for box in boxes:
         rounded: Box = (round(box[0], 6), round(box[1], 6), round(box[2], 6), round(box[3], 6))
@@ -343,6 +350,16 @@ def crop_boxes(width: int, height: int, count: int, aspect: float = 1.0) -> list
         if len(unique) == count:
             break
     return unique
+
+
+def _ring(width: float, height: float, with_centre: bool) -> list[Box]:
+    """Boxes of one size at the four corners and the four side middles (and the centre)."""
+    spots = [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0),
+             (0.0, 0.5), (1.0, 0.5), (0.5, 0.0), (0.5, 1.0)]
+    if with_centre:
+        spots.insert(0, (0.5, 0.5))
+    return [(x * (1 - width), y * (1 - height), x * (1 - width) + width,
+             y * (1 - height) + height) for x, y in spots]
 
 
 def _distance(first: Box, second: Box) -> float:

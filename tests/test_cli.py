@@ -115,7 +115,7 @@ def test_decompression_bomb_target(runner, photo_dir, tmp_path):
     ("--method", "magic", "--method 'magic'"),
     ("--metric", "hsv", "--metric 'hsv'"),
     ("--dpi", "300", "--dpi needs --size"),
-    ("--crops", "14", "--crops 14"),
+    ("--crops", "31", "--crops 31"),
     ("--bleed", "3 furlongs", "--bleed '3 furlongs' is not understood"),
     ("--bleed", "3mm", "needs --size and --dpi (or give it in px)"),
     ("--format", "svg", "--format 'svg'"),

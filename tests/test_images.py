@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from mosaic.errors import ImageTooLargeError, UnreadableImageError
-from mosaic.images import open_rgb, pixel_box, square_crop_boxes, upright_size
+from mosaic.images import MAX_CROP_BOXES, open_rgb, pixel_box, square_crop_boxes, upright_size
 from tests.conftest import call_unblocking
 
 
@@ -95,7 +95,8 @@ def test_square_crop_boxes():
         left, top, right, bottom = pixel_box(box, 400, 200)
         assert right - left == bottom - top and 0 <= left and right <= 400 and bottom <= 200
     # A square photo has no distinct ends: only centre and four zoomed corners.
-    assert len(square_crop_boxes(100, 100, 7)) == 7 and len(square_crop_boxes(100, 100, 13)) == 11
+    assert len(square_crop_boxes(100, 100, 7)) == 7 and len(square_crop_boxes(100, 100, 13)) == 13
+    assert len(square_crop_boxes(100, 100, MAX_CROP_BOXES)) == 28  # the ends coincide
     assert len(square_crop_boxes(400, 200, 3)) == 3
     every = square_crop_boxes(400, 200, 13)
     assert every[:7] == boxes and len(set(every)) == 13  # the first seven as before
@@ -104,6 +105,14 @@ def test_square_crop_boxes():
         assert right - left == bottom - top and 0 <= left and right <= 400 and bottom <= 200
     close = pixel_box(every[-1], 400, 200)  # the close centre: 0.6 of the short side
     assert (close[2] - close[0], (close[0] + close[2]) / 2) == (120, 200)
+    every = square_crop_boxes(400, 200, MAX_CROP_BOXES)
+    assert every[:13] == square_crop_boxes(400, 200, 13) and len(set(every)) == MAX_CROP_BOXES
+    sides = []
+    for box in every:
+        left, top, right, bottom = pixel_box(box, 400, 200)
+        assert right - left == bottom - top and 0 <= left and right <= 400 and bottom <= 200
+        sides.append(right - left)
+    assert min(sides) == 120  # nothing closer than the close centre
 
 
 def _png_chunk(kind, data):

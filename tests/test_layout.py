@@ -131,12 +131,12 @@ def test_all_presets_parse():
 
 
 def test_default_crops_follow_the_library_size():
-    """13 crops up to MANY_PHOTOS photo files, 7 above; a given --crops is kept."""
+    """30 crops up to MANY_PHOTOS photo files, 7 above; a given --crops is kept."""
     from mosaic.options import MANY_PHOTOS, build_options
 
     options = build_options(photos="p", target="t.jpg", out="o.jpg")
     assert options.crops is None
-    assert options.with_crops_for(MANY_PHOTOS).crops == 13
+    assert options.with_crops_for(MANY_PHOTOS).crops == 30
     assert options.with_crops_for(MANY_PHOTOS + 1).crops == 7
     given = build_options(photos="p", target="t.jpg", out="o.jpg", crops=3)
     assert given.with_crops_for(10).crops == 3
