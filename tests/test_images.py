@@ -7,7 +7,14 @@ import pytest
 from PIL import Image, ImageFile
 
 from mosaic.errors import ImageTooLargeError, UnreadableImageError
-from mosaic.images import MAX_CROP_BOXES, open_rgb, pixel_box, square_crop_boxes, upright_size
+from mosaic.images import (
+    MAX_CROP_BOXES,
+    crop_boxes,
+    open_rgb,
+    pixel_box,
+    square_crop_boxes,
+    upright_size,
+)
 from tests.conftest import call_unblocking
 
 
@@ -113,6 +120,11 @@ def test_square_crop_boxes():
         assert right - left == bottom - top and 0 <= left and right <= 400 and bottom <= 200
         sides.append(right - left)
     assert min(sides) == 120  # nothing closer than the close centre
+    # Asking for more never changes the first ones (cached libraries, crop indexes).
+    for size, aspect in (((100, 100), 1.0), ((1080, 1350), 0.8), ((1920, 1080), 1.0)):
+        longest = crop_boxes(*size, MAX_CROP_BOXES, aspect)
+        for count in (1, 7, 11, 13, 20):
+            assert crop_boxes(*size, count, aspect) == longest[:count]
 
 
 def _png_chunk(kind, data):
