@@ -24,7 +24,7 @@ nothing else), ``--method greedy`` (the blog's baseline), unweighted (``--face-w
 --person-weight 1``: the exact assignment with every weight 1, on the same face-aware
 region; ``--weights none`` would crop the centre), ``--color-correct 0.3``, and
 ``--color-correct 0.3`` unweighted with ``--metric rgb``: the exact optimum, over every
-one-use placement of the 13 crop candidates, of the very error the tile-error column
+one-use placement of the default crop candidates, of the very error the tile-error column
 measures (RGB, 16 x 16 px a tile, after the shift), so no honest one-use mosaic of these
 crops with that shift has a lower tile error; phomo ``-m norm`` (optimal) and
 ``--greedy``; mosaicraft default and honest (through its API: no colour transfer, no

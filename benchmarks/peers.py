@@ -65,7 +65,7 @@ VARIANTS = (
     Variant(("--metric", "rgb", "--crops", "3")),
     Variant(("--metric", "rgb", "--crops", "7")),
 )
-"""Our default first (the default command: Lab, 13 crops, default weights), then variants."""
+"""Our default first (the default command: Lab, 30 crops, default weights), then variants."""
 
 
 @dataclass
