@@ -277,6 +277,18 @@ def _draft_keeping(image: Image.Image, min_side: int) -> None:
 MAX_CROP_BOXES = 30
 """Crop candidates :func:`crop_boxes` can give."""
 _CLOSE = 0.6  # the close centre's side, in short sides: a tighter view of the subject
+_CENTRE = ((0.5, 0.5),)
+_CORNERS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0))
+_SIDES = ((0.0, 0.5), (1.0, 0.5), (0.5, 0.0), (0.5, 1.0))  # subjects mid-side: corners miss
+_CANDIDATES = (
+    (1.0, (*_CENTRE, (0.0, 0.0), (1.0, 1.0))),  # the largest box, then the long side's ends
+    (0.75, _CORNERS + _CENTRE + _SIDES),
+    (_CLOSE, _CENTRE),
+    # Shifted views around the 3/4 ones: a tile's best match is often a little off them.
+    (0.85, _CENTRE + _CORNERS + _SIDES),
+    (_CLOSE, _CORNERS + _SIDES),
+)
+"""(size in largest boxes, spots) of every crop candidate, in :func:`crop_boxes`' order."""
 
 
 def square_crop_boxes(width: int, height: int, count: int) -> list[Box]:
@@ -324,24 +336,9 @@ def crop_boxes(width: int, height: int, count: int, aspect: float = 1.0) -> list
         fw, fh = height * aspect / width, 1.0
     else:
         fw, fh = 1.0, width / aspect / height
-    boxes: list[Box] = [((1 - fw) / 2, (1 - fh) / 2, (1 + fw) / 2, (1 + fh) / 2)]
-    boxes += [(0.0, 0.0, fw, fh), (1 - fw, 1 - fh, 1.0, 1.0)]
-    zw, zh = 0.75 * fw, 0.75 * fh
-    boxes += [
-        (0.0, 0.0, zw, zh),
-        (1 - zw, 0.0, 1.0, zh),
-        (0.0, 1 - zh, zw, 1.0),
-        (1 - zw, 1 - zh, 1.0, 1.0),
-    ]
-    # Zoomed boxes where the corners do not reach: subjects in the middle of a side.
-    boxes += [((1 - zw) / 2, (1 - zh) / 2, (1 + zw) / 2, (1 + zh) / 2),
-              (0.0, (1 - zh) / 2, zw, (1 + zh) / 2), (1 - zw, (1 - zh) / 2, 1.0, (1 + zh) / 2),
-              ((1 - zw) / 2, 0.0, (1 + zw) / 2, zh), ((1 - zw) / 2, 1 - zh, (1 + zw) / 2, 1.0)]
-    cw, ch = _CLOSE * fw, _CLOSE * fh
-    boxes.append(((1 - cw) / 2, (1 - ch) / 2, (1 + cw) / 2, (1 + ch) / 2))
-    # Shifted views around the 3/4 ones: a tile's best match is often a little off them.
-    boxes += _ring(0.85 * fw, 0.85 * fh, with_centre=True)
-    boxes += _ring(cw, ch, with_centre=False)
+    # Which sizes (of the largest box) sit where, in the order the candidates are tried.
+    boxes = [box for scale, spots in _CANDIDATES
+             for box in _boxes_at(scale * fw, scale * fh, spots)]
     unique: list[Box] = []
     for box in boxes:
         rounded: Box = (round(box[0], 6), round(box[1], 6), round(box[2], 6), round(box[3], 6))
@@ -352,14 +349,23 @@ def crop_boxes(width: int, height: int, count: int, aspect: float = 1.0) -> list
     return unique
 
 
-def _ring(width: float, height: float, with_centre: bool) -> list[Box]:
-    """Boxes of one size at the four corners and the four side middles (and the centre)."""
-    spots = [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0),
-             (0.0, 0.5), (1.0, 0.5), (0.5, 0.0), (0.5, 1.0)]
-    if with_centre:
-        spots.insert(0, (0.5, 0.5))
-    return [(x * (1 - width), y * (1 - height), x * (1 - width) + width,
-             y * (1 - height) + height) for x, y in spots]
+def _boxes_at(width: float, height: float, spots: Sequence[tuple[float, float]]
+              ) -> list[Box]:
+    """Boxes of one size, each placed at a spot: (0, 0) top left, (0.5, 0.5) centred."""
+    boxes: list[Box] = []
+    for x, y in spots:
+        (left, right), (top, bottom) = _span(x, width), _span(y, height)
+        boxes.append((left, top, right, bottom))
+    return boxes
+
+
+def _span(at: float, size: float) -> tuple[float, float]:
+    """Start and end of a span of ``size`` in [0, 1], at the start, centred or at the end."""
+    if at == 0.0:
+        return 0.0, size
+    if at == 1.0:
+        return 1.0 - size, 1.0
+    return (1 - size) / 2, (1 + size) / 2
 
 
 def _distance(first: Box, second: Box) -> float:
